@@ -1,0 +1,1 @@
+"""Entry points: declare options, build the Beam graph, run it."""

@@ -1,0 +1,150 @@
+"""Build AudioSet as hive-partitioned Parquet from the released embedding shards.
+
+    python -m pipelines.build_dataset --output_dir out            # the bundled sample, DirectRunner
+    python -m pipelines.build_dataset --features_dir gs://.../features --segments_dir gs://.../csv \\
+        --output_dir gs://bucket/audioset --runner DataflowRunner ...
+
+Graph (every failure branches to one dead-letter sink):
+
+    shard groups -> ReadShards -> LabelSegments -> WriteClips ----------------------+
+    segment CSVs -> ReadSegmentCsvs --^        \\-> keys -> WriteMissingFeatures ----+-> WriteManifest
+                    dead letters (all stages) -> WriteDeadLetters ------------------+
+                    stats (all stages) -> MergeStats -> WriteClassTable ------------+
+"""
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
+
+from pipelines.options import BuildOptions
+from transforms import fileio
+from transforms.core import layout
+from transforms.core.ontology import ClassIndex, Ontology, Vocabulary
+from transforms.label import LabelSegments
+from transforms.read import ReadShards, plan_shard_groups
+from transforms.segments import ReadSegmentCsvs
+from transforms.sinks import (MergeStats, WriteClassTable, WriteDeadLetters, WriteManifest,
+                              WriteMissingFeatures)
+from transforms.write import WriteClips
+
+log = logging.getLogger('pipelines.build_dataset')
+
+
+def load_vocabulary(class_index: str, ontology: str) -> Vocabulary:
+    """Reads and validates the class index and ontology (small; read once, shipped with the graph)."""
+    for path in (class_index, ontology):
+        if not fileio.exists(path):
+            raise FileNotFoundError(f'{path}: no such file')
+    return Vocabulary(ClassIndex.from_csv(fileio.read_bytes(class_index), class_index),
+                      Ontology.from_json(fileio.read_bytes(ontology), ontology))
+
+
+def find_segment_csvs(segments_dir: str) -> dict[str, str]:
+    """split -> path of each released segment CSV present in ``segments_dir``."""
+    found = {}
+    for name, split in layout.SEGMENT_CSVS.items():
+        path = layout.join(segments_dir, name)
+        if fileio.exists(path):
+            found[split] = path
+    return found
+
+
+def versions() -> dict:
+    import google.protobuf
+    import numpy
+    import pyarrow
+    return {'python': platform.python_version(), 'apache_beam': beam.__version__, 'pyarrow': pyarrow.__version__,
+            'numpy': numpy.__version__, 'protobuf': google.protobuf.__version__}
+
+
+def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
+    """Adds the build to ``p``; returns a summary of the planned inputs (also recorded in the manifest)."""
+    vocab = load_vocabulary(opts.class_index, opts.ontology)
+    groups, shard_inputs = plan_shard_groups(opts.features_dir, int(opts.group_mb * (1 << 20)))
+    csvs = find_segment_csvs(opts.segments_dir)
+    if not groups:
+        raise ValueError(f'{opts.features_dir}: no shards found in bal_train/, eval/ or unbal_train/ '
+                         '(expected the release layout, e.g. <features_dir>/eval/*.tfrecord)')
+    out = opts.output_dir
+    run_info = {
+        'format': 'audioset-beam/1',
+        'inputs': {
+            'features_dir': opts.features_dir, 'shards': shard_inputs, 'shard_groups': len(groups),
+            'segment_csvs': csvs, 'class_index': opts.class_index, 'ontology': opts.ontology,
+            'labels_from': {split: ('csv' if split in csvs else 'shard label indices (no segments CSV)')
+                            for split in shard_inputs},
+        },
+        'options': {k: v for k, v in opts.get_all_options(drop_default=False).items()
+                    if k in {a.dest for a in _build_flags()}},
+        'versions': versions(),
+    }
+    csv_out = (p | 'ListSegmentCsvs' >> beam.Create(sorted(csvs.items()))
+                 | 'ReadSegmentCsvs' >> ReadSegmentCsvs(vocab))
+    read = (p | 'ListShardGroups' >> beam.Create(groups)
+              | 'ReadShards' >> ReadShards())
+    labelled = read['records'] | 'LabelSegments' >> LabelSegments(vocab, csv_out['index'])
+    clip_files = labelled['segments'] | 'WriteClips' >> WriteClips(out, opts.max_rows_per_file, opts.row_group_rows)
+    missing = (csv_out['index'], labelled['keys']) | 'WriteMissingFeatures' >> WriteMissingFeatures(out)
+    dead = ((read['dead_letters'], labelled['dead_letters'], csv_out['dead_letters'])
+            | 'FlattenDeadLetters' >> beam.Flatten()
+            | 'WriteDeadLetters' >> WriteDeadLetters(out))
+    run_stats = ((read['stats'], labelled['stats'], csv_out['stats'], missing['stats'], dead['stats'])
+                 | 'MergeStats' >> MergeStats())
+    class_files = run_stats | 'WriteClassTable' >> WriteClassTable(out, vocab)
+    files = ((clip_files, missing['files'], dead['files'], class_files)
+             | 'FlattenWrittenFiles' >> beam.Flatten())
+    p | 'WriteManifest' >> WriteManifest(out, opts.max_bad_fraction, run_info, run_stats, files)
+    return run_info
+
+
+def _build_flags():
+    import argparse
+    parser = argparse.ArgumentParser()
+    BuildOptions._add_argparse_args(parser)
+    return parser._actions
+
+
+def parse(argv: list[str] | None) -> PipelineOptions:
+    """Parses and validates flags; unknown flags are Beam's (runner, project, ...)."""
+    options = PipelineOptions(argv)
+    opts = options.view_as(BuildOptions)
+    if opts.output_dir is None:
+        raise SystemExit('error: --output_dir is required (try --help)')
+    if not 0 <= opts.max_bad_fraction <= 1:
+        raise SystemExit(f'error: --max_bad_fraction must be within [0, 1], got {opts.max_bad_fraction}')
+    if opts.group_mb <= 0 or opts.max_rows_per_file < 1 or opts.row_group_rows < 1:
+        raise SystemExit('error: --group_mb, --max_rows_per_file and --row_group_rows must be positive')
+    options.view_as(SetupOptions).save_main_session = False
+    return options
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Parses flags, builds and runs the pipeline; returns the manifest (read back from the output)."""
+    if argv is not None and ('-h' in argv or '--help' in argv):
+        BuildOptions(['--help'])
+    options = parse(argv)
+    opts = options.view_as(BuildOptions)
+    manifest_path = layout.join(opts.output_dir, layout.MANIFEST_FILE)
+    # The dataset is about to change: a reader must not trust the old manifest meanwhile.
+    if fileio.exists(manifest_path):
+        FileSystems.delete([manifest_path])
+    with beam.Pipeline(options=options) as p:
+        pipeline(p, opts)
+    import json
+    return json.loads(fileio.read_bytes(manifest_path))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    for noisy in ('apache_beam', 'absl', 'tensorflow'):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    run(sys.argv[1:])
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,42 @@
+"""Every flag of the build, declared once. Transforms never see these objects, only plain values."""
+from __future__ import annotations
+
+import pathlib
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+SAMPLE_DIR = pathlib.Path(__file__).resolve().parents[1] / 'sample_data'
+
+
+class BuildOptions(PipelineOptions):
+    """Flags of ``python -m pipelines.build_dataset``."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        g = parser.add_argument_group('AudioSet build')
+        g.add_argument('--features_dir', default=str(SAMPLE_DIR / 'features'),
+                       help='Released embeddings in the release layout: a folder (local or gs://) with any of '
+                            'bal_train/, eval/, unbal_train/ holding *.tfrecord shards. '
+                            'Default: the bundled sample.')
+        g.add_argument('--segments_dir', default=str(SAMPLE_DIR / 'segments'),
+                       help='Folder with any of eval_segments.csv, balanced_train_segments.csv, '
+                            'unbalanced_train_segments.csv; may be empty, and then a split is labelled from '
+                            'its records\' own label indices. Default: the bundled sample.')
+        g.add_argument('--class_index', default=str(SAMPLE_DIR / 'class_labels_indices.csv'),
+                       help='class_labels_indices.csv (index,mid,display_name). Default: the bundled copy.')
+        g.add_argument('--ontology', default=str(SAMPLE_DIR / 'ontology.json'),
+                       help='AudioSet ontology.json. Default: the bundled copy.')
+        g.add_argument('--output_dir', required=True,
+                       help='Where the dataset goes (local or gs://): clips/, classes.parquet, '
+                            'missing_features/, dead_letters/ and, last, manifest.json.')
+        g.add_argument('--max_bad_fraction', type=float, default=0.05,
+                       help='Fail the run when more than this fraction of a split\'s records, or of a CSV\'s '
+                            'lines, is rejected (default 0.05). Rejected inputs are always written to '
+                            'dead_letters/.')
+        g.add_argument('--group_mb', type=float, default=32.0,
+                       help='Shard bytes read, parsed and spilled by one worker call (default 32 MB): '
+                            'larger means bigger batches and fewer spill files, smaller means more parallelism.')
+        g.add_argument('--max_rows_per_file', type=int, default=250_000,
+                       help='Rows per Parquet file of a partition before a new file starts (default 250000).')
+        g.add_argument('--row_group_rows', type=int, default=50_000,
+                       help='Rows per Parquet row group (default 50000, about 64 MB uncompressed).')

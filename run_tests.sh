@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs the test suite, installing what it needs first (a virtual environment in .venv).
+#   ./run_tests.sh                 # everything
+#   ./run_tests.sh -k ontology     # any pytest arguments
+set -euo pipefail
+cd "$(dirname "$0")"
+python="$(scripts/ensure_env.sh requirements-dev.txt)"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+exec "$python" -m pytest "$@"

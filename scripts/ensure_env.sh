@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Creates (or refreshes) the project's virtual environment in .venv and prints its python.
+# Reinstalls only when a requirements file changed, so later runs start at once.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${AUDIOSET_BEAM_VENV:-$root/.venv}"
+reqs="${1:-requirements.txt}"
+py="${PYTHON:-python3}"
+if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+  echo "error: Python 3.10+ is needed (found: $("$py" --version 2>&1))" >&2; exit 1
+fi
+stamp="$venv/.installed-$(cat "$root/requirements.txt" "$root/$reqs" | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "Setting up $venv (first run: a few minutes for TensorFlow and Beam)..." >&2
+  [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip >&2 2> >(grep -v '^WARNING: Location' >&2)
+  "$venv/bin/python" -m pip install -q -r "$root/$reqs" 2> >(grep -v '^WARNING: Location' >&2) >&2
+  rm -f "$venv"/.installed-*
+  touch "$stamp"
+fi
+echo "$venv/bin/python"

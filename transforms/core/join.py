@@ -1,0 +1,151 @@
+"""Label parsed records: join with the segments CSV (CSV wins) and expand labels over the ontology."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from transforms.core import deadletter, stats
+from transforms.core.layout import segment_id
+from transforms.core.ontology import Vocabulary
+from transforms.core.schema import (CLIPS, FRAME_TYPE, LABELS_FROM_CSV, LABELS_FROM_SHARD, SOURCE_RELEASED)
+from transforms.core.segments_csv import SegmentIndex
+from transforms.core.sequence_example import Records
+
+# The clips columns before the explode by label adds ``is_primary``.
+SEGMENT_SCHEMA = pa.schema([f for f in CLIPS.schema if f.name != 'is_primary'])
+
+
+@dataclasses.dataclass
+class Labelled:
+    segments: pa.Table       # SEGMENT_SCHEMA, one row per good record, in input order
+    dead_letters: list[dict]
+    stats: dict
+
+
+def embedding_array(frame_offsets: np.ndarray, frames: np.ndarray) -> pa.ListArray:
+    """Ragged uint8 frames [total, 128] as list<binary(128)>, without copying the frame bytes."""
+    frames = np.ascontiguousarray(frames, np.uint8)
+    values = pa.FixedSizeBinaryArray.from_buffers(FRAME_TYPE, len(frames), [None, pa.py_buffer(frames)])
+    return pa.ListArray.from_arrays(pa.array(frame_offsets.astype(np.int32)), values)
+
+
+def label_records(records: Records, split: str, sources: Sequence[str], source_index: np.ndarray,
+                  record_index: np.ndarray, vocab: Vocabulary, index: SegmentIndex | None) -> Labelled:
+    """Labels records of one split.
+
+    ``sources[source_index[p]]`` and ``record_index[p]`` name the shard and record of input position p
+    (``records.position``). Labels come from the CSV row with the same (video_id, start ms) when there is
+    one, else from the record's label indices. Dead-lettered: an out-of-range label index, a segment
+    seen twice, a segment with no labels. Guarantee: ``len(segments) + len(dead_letters) == len(records)``.
+    """
+    n = len(records)
+    class_mids = vocab.class_index.mids
+    n_classes = len(class_mids)
+    starts = np.round(records.start_time * 1000).astype(np.int64)
+    if index is not None:
+        csv_rows, csv_slice = index.lookup(records.video_id, starts)
+        csv_labels = csv_slice['labels'].to_pylist()
+        csv_start = csv_slice['start_time_seconds'].to_numpy()
+        csv_end = csv_slice['end_time_seconds'].to_numpy()
+    else:
+        csv_rows = np.full(n, -1, np.int64)
+    st: dict = {}
+    bad: list[dict] = []
+    keep = np.zeros(n, bool)
+    out_labels, out_start, out_end, out_label_source = [], [], [], []
+    seen: set[tuple[str, int]] = set()
+    lo_hi = records.label_offsets
+    values = records.label_values
+    in_range = (values >= 0) & (values < n_classes)
+    for i in range(n):
+        vid = records.video_id[i]
+        pos = int(records.position[i])
+
+        def reject(reason: str, error: str) -> None:
+            bad.append(deadletter.dead_letter(
+                deadletter.LABEL_RECORD, reason, sources[source_index[pos]], error,
+                record_index=int(record_index[pos]), split=split, video_id=vid,
+                start_time_seconds=float(starts[i]) / 1000.0))
+
+        lo, hi = lo_hi[i], lo_hi[i + 1]
+        if not in_range[lo:hi].all():
+            reject('unknown-label-index', f'label indices {values[lo:hi][~in_range[lo:hi]].tolist()} '
+                                          f'outside the class index (0..{n_classes - 1})')
+            continue
+        key = (vid, int(starts[i]))
+        if key in seen:
+            reject('duplicate-segment', f'segment {vid} at {starts[i] / 1000:g} s already read')
+            continue
+        shard_labels = tuple(class_mids[j] for j in values[lo:hi])
+        row = csv_rows[i]
+        if row >= 0:
+            labels = tuple(csv_labels[row])
+            if frozenset(labels) == frozenset(shard_labels):
+                stats.bump(st, 'splits', split, 'labels_agree', 1)
+            else:
+                stats.bump(st, 'splits', split, 'labels_disagree', 1)
+                st.setdefault('label_disagreements', []).append(
+                    {'split': split, 'video_id': vid, 'start_ms': key[1], 'csv': list(labels),
+                     'shard': list(shard_labels)})
+            out_start.append(csv_start[row])
+            out_end.append(csv_end[row])
+            out_label_source.append(LABELS_FROM_CSV)
+        else:
+            if not shard_labels:
+                reject('no-labels', 'the record has no label indices and no segments CSV row')
+                continue
+            labels = shard_labels
+            out_start.append(key[1] / 1000.0)
+            out_end.append(float(records.end_time[i]))
+            out_label_source.append(LABELS_FROM_SHARD)
+        seen.add(key)
+        keep[i] = True
+        out_labels.append(labels)
+    kept = records.select(keep) if not keep.all() else records
+    expanded = [vocab.expand(ls) for ls in out_labels]
+    names = vocab.names
+    kept_pos = kept.position
+    segments = pa.table({
+        'segment_id': pa.array([segment_id(v, s) for v, s in zip(kept.video_id, starts[keep].tolist())],
+                               pa.string()),
+        'video_id': pa.array(kept.video_id, pa.string()),
+        'start_time_seconds': pa.array(out_start, pa.float64()),
+        'end_time_seconds': pa.array(out_end, pa.float64()),
+        'labels': pa.array(out_labels, pa.list_(pa.string())),
+        'label_names': pa.array([[names.get(m, '') for m in ls] for ls in out_labels], pa.list_(pa.string())),
+        'labels_with_ancestors': pa.array(expanded, pa.list_(pa.string())),
+        'labels_with_ancestors_names': pa.array([[names.get(m, '') for m in ls] for ls in expanded],
+                                                pa.list_(pa.string())),
+        'label_source': pa.array(out_label_source, pa.string()),
+        'num_frames': pa.array(kept.num_frames.astype(np.int32)),
+        'embedding': embedding_array(kept.frame_offsets, kept.frames),
+        'embedding_source': pa.array([SOURCE_RELEASED] * len(kept), pa.string()),
+        'model_fingerprint': pa.nulls(len(kept), pa.string()),
+        'source_file': pa.array([sources[j] for j in source_index[kept_pos]], pa.string()),
+        'source_record': pa.array(record_index[kept_pos].astype(np.int64)),
+    }, schema=SEGMENT_SCHEMA)
+    segment_stats(st, split, out_labels, expanded, out_label_source, kept.num_frames)
+    stats.bump(st, 'splits', split, 'dead_letters', len(bad))
+    for b in bad:
+        stats.bump(st, 'dead_letters', f'{b["stage"]}/{b["reason"]}', 1)
+    return Labelled(segments, bad, st)
+
+
+def segment_stats(st: dict, split: str, labels, expanded, label_source, num_frames) -> None:
+    """Per-split counts of segments, label sources, frames and classes (direct and with ancestors)."""
+    stats.bump(st, 'splits', split, 'segments_out', len(labels))
+    for src in label_source:
+        stats.bump(st, 'splits', split, 'label_source', src, 1)
+    for k, c in zip(*np.unique(np.asarray(num_frames), return_counts=True)):
+        stats.bump(st, 'splits', split, 'num_frames', str(int(k)), int(c))
+    positive = st.setdefault('positive', {}).setdefault(split, {})
+    for ls in labels:
+        for m in ls:
+            positive[m] = positive.get(m, 0) + 1
+    with_ancestors = st.setdefault('with_ancestors', {}).setdefault(split, {})
+    for ls in expanded:
+        for m in ls:
+            with_ancestors[m] = with_ancestors.get(m, 0) + 1

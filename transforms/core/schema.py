@@ -1,0 +1,115 @@
+"""The one definition of every table the build writes; Arrow schemas are derived from it, never retyped."""
+from __future__ import annotations
+
+import dataclasses
+
+import pyarrow as pa
+
+EMBEDDING_DIM = 128
+FRAME_TYPE = pa.binary(EMBEDDING_DIM)
+
+# Values of the ``embedding_source`` column.
+SOURCE_RELEASED = 'released'
+SOURCE_COMPUTED = 'computed'
+# Values of the ``label_source`` column.
+LABELS_FROM_CSV = 'csv'
+LABELS_FROM_SHARD = 'shard'
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    doc: str
+    nullable: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A named table: its columns, and the hive partition columns that live in its paths."""
+    name: str
+    columns: tuple[Column, ...]
+    partition_by: tuple[Column, ...] = ()
+
+    @property
+    def schema(self) -> pa.Schema:
+        """Arrow schema of the data files (partition columns excluded)."""
+        return pa.schema([pa.field(c.name, c.type, c.nullable, {'doc': c.doc}) for c in self.columns])
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def empty(self) -> pa.Table:
+        return self.schema.empty_table()
+
+    def from_pylist(self, rows: list[dict]) -> pa.Table:
+        return pa.Table.from_pylist(rows, schema=self.schema)
+
+
+_STR_LIST = pa.list_(pa.string())
+
+SPLIT = Column('split', pa.string(), 'eval, balanced_train or unbalanced_train (hive partition)')
+LABEL = Column('label', pa.string(), 'the positive label MID of this partition (hive partition, URI-encoded)')
+
+CLIPS = Table('clips', (
+    Column('segment_id', pa.string(), '<video_id>_<start_ms>, as in AudioSet Strong'),
+    Column('video_id', pa.string(), 'YouTube id (11 characters; may start with "-" or hold "_")'),
+    Column('start_time_seconds', pa.float64(), 'segment start, from the segments CSV (else the shard)'),
+    Column('end_time_seconds', pa.float64(), 'segment end, from the segments CSV (else the shard)'),
+    Column('labels', _STR_LIST, 'positive label MIDs, in release order'),
+    Column('label_names', _STR_LIST, 'display names of `labels`'),
+    Column('labels_with_ancestors', _STR_LIST,
+           '`labels` then every ontology ancestor not already listed, in ontology order'),
+    Column('labels_with_ancestors_names', _STR_LIST, 'display names of `labels_with_ancestors`'),
+    Column('label_source', pa.string(), '"csv" (segments CSV) or "shard" (the record\'s own label indices)'),
+    Column('is_primary', pa.bool_(), 'true in exactly one row per segment and source: the partition of its '
+                                     'first label. Filter on it to read each segment once'),
+    Column('num_frames', pa.int32(), 'number of 1 s embedding frames (1..10)'),
+    Column('embedding', pa.list_(FRAME_TYPE), 'frames in order; each 128 uint8 quantized VGGish PCA values'),
+    Column('embedding_source', pa.string(), '"released" (Google\'s shards) or "computed" (this project)'),
+    Column('model_fingerprint', pa.string(), 'sha256 of the VGGish weights + PCA for computed rows', True),
+    Column('source_file', pa.string(), 'the shard or audio file the embedding came from'),
+    Column('source_record', pa.int64(), 'record index within the shard (0-based)', True),
+), partition_by=(SPLIT, LABEL))
+
+DEAD_LETTERS = Table('dead_letters', (
+    Column('stage', pa.string(), 'pipeline stage that rejected the input, e.g. read-shard, parse-record'),
+    Column('reason', pa.string(), 'kebab-case reason, e.g. data-crc-mismatch, unknown-label-index'),
+    Column('source', pa.string(), 'the input file'),
+    Column('record_index', pa.int64(), 'record index within a shard, when known', True),
+    Column('byte_offset', pa.int64(), 'byte offset within a shard, when known', True),
+    Column('line_number', pa.int64(), '1-based line number within a CSV, when the source is a CSV', True),
+    Column('split', pa.string(), 'split of the input, when known', True),
+    Column('video_id', pa.string(), 'segment video id, when known', True),
+    Column('start_time_seconds', pa.float64(), 'segment start, when known', True),
+    Column('error', pa.string(), 'human-readable detail'),
+))
+
+MISSING_FEATURES = Table('missing_features', (
+    Column('segment_id', pa.string(), '<video_id>_<start_ms>'),
+    Column('video_id', pa.string(), 'YouTube id'),
+    Column('start_time_seconds', pa.float64(), 'segment start'),
+    Column('end_time_seconds', pa.float64(), 'segment end'),
+    Column('labels', _STR_LIST, 'positive label MIDs'),
+    Column('csv_file', pa.string(), 'segments CSV the row comes from'),
+    Column('line_number', pa.int64(), '1-based line in that CSV'),
+), partition_by=(SPLIT,))
+
+SPLITS = ('eval', 'balanced_train', 'unbalanced_train')
+
+CLASSES = Table('classes', (
+    Column('index', pa.int32(), 'index in class_labels_indices.csv; null for ontology-only classes', True),
+    Column('mid', pa.string(), 'machine id, e.g. /m/09x0r'),
+    Column('name', pa.string(), 'display name'),
+    Column('description', pa.string(), 'ontology description'),
+    Column('parents', _STR_LIST, 'direct parent MIDs (several for 38 classes: the ontology is a DAG)'),
+    Column('ancestors', _STR_LIST, 'every ancestor MID, in ontology order'),
+    Column('ancestor_names', _STR_LIST, 'display names of `ancestors`'),
+    Column('depth', pa.int32(), 'shortest number of edges up to a root (roots have depth 0)'),
+    Column('restrictions', _STR_LIST, 'subset of ["abstract", "blacklist"]'),
+    Column('is_label', pa.bool_(), 'whether the class is one of the labels in the class index'),
+) + tuple(Column(f'segments_{s}', pa.int64(), f'{s} segments with this class as a positive label')
+          for s in SPLITS)
+  + tuple(Column(f'segments_with_descendants_{s}', pa.int64(),
+                 f'{s} segments with this class among labels_with_ancestors') for s in SPLITS))

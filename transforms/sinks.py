@@ -1,0 +1,275 @@
+"""The small tables (dead letters, missing features, classes) and the manifest that seals a run."""
+from __future__ import annotations
+
+import datetime
+import logging
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from transforms import fileio
+from transforms.core import layout, stats
+from transforms.core.ontology import Vocabulary
+from transforms.core.schema import CLASSES, CLIPS, DEAD_LETTERS, MISSING_FEATURES, SPLITS
+from transforms.write import WrittenFile
+
+log = logging.getLogger(__name__)
+
+RECORD_STAGES = ('read-shard', 'parse-record', 'label-record')
+_DL_ORDER = ['stage', 'source', 'line_number', 'record_index', 'byte_offset', 'reason']
+
+
+class _WriteDeadLettersFn(beam.DoFn):
+    def __init__(self, output_dir: str):
+        self.output_dir = output_dir
+
+    def process(self, rows: list[dict]):
+        table = DEAD_LETTERS.from_pylist(rows)
+        if table.num_rows:
+            table = table.sort_by([(c, 'ascending') for c in _DL_ORDER])
+        path = layout.part_file(layout.join(self.output_dir, layout.DEAD_LETTERS_DIR), 0)
+        fileio.write_parquet(path, table)
+        yield WrittenFile(DEAD_LETTERS.name, path, table.num_rows)
+        st: dict = {'dead_letter_total': len(rows)}
+        for r in rows:
+            stats.bump(st, 'dead_letters', f'{r["stage"]}/{r["reason"]}', 1)
+            if r['stage'] in RECORD_STAGES:
+                stats.bump(st, 'splits', r['split'] or 'unknown', 'dead_letters', 1)
+        yield beam.pvalue.TaggedOutput('stats', st)
+
+
+class WriteDeadLetters(beam.PTransform):
+    """PCollection[dict] -> {'files': WrittenFile, 'stats'}: one sorted Parquet file, written even when empty."""
+
+    def __init__(self, output_dir: str):
+        super().__init__()
+        self.output_dir = output_dir
+
+    def expand(self, rows):
+        out = (rows
+               | 'CollectDeadLetters' >> beam.combiners.ToList()
+               | 'WriteDeadLetterFile' >> beam.ParDo(_WriteDeadLettersFn(self.output_dir)).with_outputs(
+                   'stats', main='files'))
+        return {'files': out.files, 'stats': out.stats}
+
+
+def missing_features(index_table: pa.Table, keys: list[pa.Table], csv_file: str) -> pa.Table:
+    """CSV rows (sorted by line) whose (video_id, start ms) has no embedding among ``keys``."""
+    have = pa.concat_tables(keys) if keys else pa.table({'video_id': pa.array([], pa.string()),
+                                                         'start_time_seconds': pa.array([], pa.float64())})
+
+    def key(vid, start_seconds):
+        ms = pc.cast(pc.round(pc.multiply(start_seconds, 1000.0)), pa.int64())
+        return pc.binary_join_element_wise(vid, pc.cast(ms, pa.string()), '_')
+
+    rows = index_table.sort_by('line_number')
+    segment_ids = key(rows['video_id'], rows['start_time_seconds'])
+    missing = pc.invert(pc.is_in(segment_ids, value_set=key(have['video_id'], have['start_time_seconds'])))
+    rows = rows.append_column('segment_id', segment_ids).filter(missing)
+    return pa.table({
+        'segment_id': rows['segment_id'], 'video_id': rows['video_id'],
+        'start_time_seconds': rows['start_time_seconds'], 'end_time_seconds': rows['end_time_seconds'],
+        'labels': rows['labels'], 'csv_file': pa.array([csv_file] * rows.num_rows, pa.string()),
+        'line_number': rows['line_number']}, schema=MISSING_FEATURES.schema)
+
+
+class _WriteMissingFn(beam.DoFn):
+    def __init__(self, output_dir: str):
+        self.output_dir = output_dir
+
+    def process(self, joined):
+        split, grouped = joined
+        for index in grouped['index']:
+            table = missing_features(index.table, list(grouped['keys']), index.source)
+            directory = layout.join(self.output_dir, layout.MISSING_FEATURES_DIR, layout.hive_segment('split', split))
+            path = layout.part_file(directory, 0)
+            fileio.write_parquet(path, table)
+            yield WrittenFile(MISSING_FEATURES.name, path, table.num_rows, (('split', split),))
+            st: dict = {}
+            stats.bump(st, 'csv', split, 'rows_missing_features', table.num_rows)
+            stats.bump(st, 'csv', split, 'rows_matched', len(index) - table.num_rows)
+            yield beam.pvalue.TaggedOutput('stats', st)
+
+
+class WriteMissingFeatures(beam.PTransform):
+    """(indexes, keys) -> {'files', 'stats'}: per split, the CSV segments with no embedding in this build,
+    i.e. the segments to fetch audio for (``missing_features/split=<split>/part-00000.parquet``)."""
+
+    def __init__(self, output_dir: str):
+        super().__init__()
+        self.output_dir = output_dir
+
+    def expand(self, inputs):
+        indexes, keys = inputs
+        out = ({'index': indexes, 'keys': keys}
+               | 'JoinKeysWithCsv' >> beam.CoGroupByKey()
+               | 'WriteMissing' >> beam.ParDo(_WriteMissingFn(self.output_dir)).with_outputs('stats', main='files'))
+        return {'files': out.files, 'stats': out.stats}
+
+
+def class_table(vocab: Vocabulary, run_stats: dict) -> pa.Table:
+    """Every ontology class (and any class-index MID outside it), with per-split segment counts."""
+    onto, idx = vocab.ontology, vocab.class_index
+    mids = [n.mid for n in onto.nodes] + [m for m in idx.mids if m not in onto.order]
+    positive = run_stats.get('positive', {})
+    with_anc = run_stats.get('with_ancestors', {})
+    rows = []
+    for mid in mids:
+        node = onto.by_mid.get(mid)
+        ancestors = list(onto.ancestors.get(mid, ()))
+        row = {
+            'index': idx.position.get(mid), 'mid': mid, 'name': vocab.names.get(mid, ''),
+            'description': node.description if node else '', 'parents': list(onto.parents.get(mid, ())),
+            'ancestors': ancestors, 'ancestor_names': vocab.names_of(ancestors),
+            'depth': onto.depth.get(mid, 0), 'restrictions': list(node.restrictions) if node else [],
+            'is_label': mid in idx.position,
+        }
+        for s in SPLITS:
+            row[f'segments_{s}'] = positive.get(s, {}).get(mid, 0)
+            row[f'segments_with_descendants_{s}'] = with_anc.get(s, {}).get(mid, 0)
+        rows.append(row)
+    return CLASSES.from_pylist(rows)
+
+
+class _WriteClassesFn(beam.DoFn):
+    def __init__(self, output_dir: str, vocab: Vocabulary):
+        self.output_dir, self.vocab = output_dir, vocab
+
+    def process(self, run_stats: dict):
+        path = layout.join(self.output_dir, layout.CLASSES_FILE)
+        yield WrittenFile(CLASSES.name, path, fileio.write_parquet(path, class_table(self.vocab, run_stats)))
+
+
+class WriteClassTable(beam.PTransform):
+    """PCollection[run stats] (one element) -> PCollection[WrittenFile]: ``classes.parquet``."""
+
+    def __init__(self, output_dir: str, vocab: Vocabulary):
+        super().__init__()
+        self.output_dir, self.vocab = output_dir, vocab
+
+    def expand(self, run_stats):
+        return run_stats | 'WriteClasses' >> beam.ParDo(_WriteClassesFn(self.output_dir, self.vocab))
+
+
+class BuildFailed(RuntimeError):
+    """The run's output is not trustworthy; nothing was published."""
+
+
+def verify_and_summarize(run_stats: dict, files: list[WrittenFile], output_dir: str,
+                         max_bad_fraction: float) -> dict:
+    """Checks what the run wrote and that the counts add up; returns the manifest body.
+
+    Raises BuildFailed when a file is missing or holds the wrong number of rows, when records do not add
+    up (records in != segments out + dead letters), or when a split or CSV is worse than the threshold.
+    """
+    problems = []
+    for f in files:
+        if not fileio.exists(f.path):
+            problems.append(f'{f.path}: missing')
+        elif (rows := fileio.parquet_rows(f.path)) != f.rows:
+            problems.append(f'{f.path}: {rows} rows, expected {f.rows}')
+    if problems:
+        raise BuildFailed('output verification failed:\n  ' + '\n  '.join(problems[:20]))
+    dead_path = layout.join(output_dir, layout.DEAD_LETTERS_DIR)
+    splits = run_stats.get('splits', {})
+    clip_rows: dict = {}
+    partitions: dict = {}
+    for f in files:
+        if f.table == CLIPS.name:
+            p = dict(f.partition)
+            clip_rows[p['split']] = clip_rows.get(p['split'], 0) + f.rows
+            part = partitions.setdefault(p['split'], {})
+            part[p['label']] = part.get(p['label'], 0) + f.rows
+    accounting = {}
+    bad = []
+    for split, s in sorted(splits.items()):
+        records_in, out, dead = s.get('records_in', 0), s.get('segments_out', 0), s.get('dead_letters', 0)
+        expected_rows = sum(run_stats.get('positive', {}).get(split, {}).values())
+        ok = records_in == out + dead and clip_rows.get(split, 0) == expected_rows
+        accounting[split] = {'records_in': records_in, 'segments_out': out, 'dead_letters': dead,
+                             'clip_rows': clip_rows.get(split, 0), 'adds_up': ok}
+        if not ok:
+            problems.append(f'{split}: records in {records_in} != segments out {out} + dead letters {dead}, '
+                            f'or clip rows {clip_rows.get(split, 0)} != segment-label pairs {expected_rows}')
+        if records_in and dead / records_in > max_bad_fraction:
+            bad.append(f'{split}: {dead} of {records_in} records rejected ({dead / records_in:.1%})')
+    for split, c in sorted(run_stats.get('csv', {}).items()):
+        if c.get('rows_in') and c.get('rows_rejected', 0) / c['rows_in'] > max_bad_fraction:
+            bad.append(f'{c["file"]}: {c["rows_rejected"]} of {c["rows_in"]} lines rejected')
+    if problems:
+        raise BuildFailed('counts do not add up:\n  ' + '\n  '.join(problems))
+    if bad:
+        raise BuildFailed(f'too much bad input (more than --max_bad_fraction={max_bad_fraction}):\n  '
+                          + '\n  '.join(bad) + f'\nEach rejected input is listed, with its reason, in {dead_path}')
+    by_table: dict = {}
+    for f in files:
+        t = by_table.setdefault(f.table, {'files': 0, 'rows': 0})
+        t['files'] += 1
+        t['rows'] += f.rows
+    return {
+        'status': 'complete',
+        'splits': {k: {**v, **accounting.get(k, {}), 'partitions': len(partitions.get(k, {}))}
+                   for k, v in splits.items()},
+        'csv': run_stats.get('csv', {}),
+        'dead_letters': {'total': run_stats.get('dead_letter_total', 0),
+                         'by_stage_and_reason': run_stats.get('dead_letters', {}), 'path': dead_path},
+        'label_disagreement_examples': run_stats.get('label_disagreements', []),
+        'tables': by_table,
+        'partition_rows': partitions,
+        'files': [{'table': f.table, 'path': f.path, 'rows': f.rows} for f in sorted(files, key=lambda f: f.path)],
+    }
+
+
+def remove_stale(output_dir: str, files: list[WrittenFile]) -> list[str]:
+    """Deletes part files under clips/ and missing_features/ that this run did not write (a rerun
+    replaces, never duplicates)."""
+    keep = {f.path for f in files}
+    stale = []
+    for sub in (layout.CLIPS_DIR, layout.MISSING_FEATURES_DIR):
+        stale += [p for p, _ in fileio.list_files(layout.join(output_dir, sub))
+                  if layout.is_part_file(p) and p not in keep]
+    fileio.delete(stale)
+    return stale
+
+
+class _FinalizeFn(beam.DoFn):
+    def __init__(self, output_dir: str, max_bad_fraction: float, run_info: dict):
+        self.output_dir, self.max_bad_fraction, self.run_info = output_dir, max_bad_fraction, run_info
+
+    def process(self, _, run_stats: dict, files: list):
+        body = verify_and_summarize(run_stats, files, self.output_dir, self.max_bad_fraction)
+        stale = remove_stale(self.output_dir, files)
+        fileio.delete_tree(layout.join(self.output_dir, layout.SPILL_DIR))
+        manifest = {**self.run_info, **body, 'stale_files_removed': len(stale),
+                    'finished': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
+        fileio.write_json_atomic(layout.join(self.output_dir, layout.MANIFEST_FILE), manifest)
+        log.info('wrote %s', layout.join(self.output_dir, layout.MANIFEST_FILE))
+        yield manifest
+
+
+class WriteManifest(beam.PTransform):
+    """Runs once, after everything else: verifies every written file and the accounting, enforces the
+    bad-input threshold, removes stale files, then writes ``manifest.json`` last (atomically)."""
+
+    def __init__(self, output_dir: str, max_bad_fraction: float, run_info: dict, run_stats, files):
+        super().__init__()
+        self.output_dir, self.max_bad_fraction, self.run_info = output_dir, max_bad_fraction, run_info
+        self.run_stats, self.files = run_stats, files
+
+    def expand(self, pbegin):
+        return (pbegin
+                | 'Once' >> beam.Create([None])
+                | 'VerifyAndSeal' >> beam.ParDo(
+                    _FinalizeFn(self.output_dir, self.max_bad_fraction, self.run_info),
+                    beam.pvalue.AsSingleton(self.run_stats), beam.pvalue.AsList(self.files)))
+
+
+class MergeStats(beam.PTransform):
+    """Flattened stats dicts -> one merged dict (an empty dict when there were none)."""
+
+    def expand(self, pcolls):
+        return (pcolls
+                | 'FlattenStats' >> beam.Flatten()
+                | 'MergeStats' >> beam.CombineGlobally(stats.merge_all))

@@ -1,0 +1,172 @@
+"""WriteClips: labelled segments to hive-partitioned Parquet (split=<split>/label=<MID>).
+
+Rows are shuffled through spill files, not through the runner: each shard group writes one Arrow IPC file
+with one record batch per label, and only small (partition -> batch) descriptors go through GroupByKey.
+So the runner's shuffle stays tiny (DirectRunner keeps it in memory) and peak memory is bounded by a
+group, while each partition's rows still end up in few, large files.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from transforms import fileio
+from transforms.core import layout
+from transforms.core.partition import explode_by_label
+from transforms.core.schema import CLIPS
+from transforms.label import SegmentBatch
+
+log = logging.getLogger(__name__)
+
+# Columns worth a dictionary (repeated values); the embedding and per-row ids are not.
+_DICTIONARY_COLUMNS = ['labels', 'label_names', 'labels_with_ancestors', 'labels_with_ancestors_names',
+                       'label_source', 'embedding_source', 'model_fingerprint', 'source_file']
+_STATISTICS_COLUMNS = ['segment_id', 'video_id', 'start_time_seconds', 'end_time_seconds', 'label_source',
+                       'is_primary', 'num_frames', 'embedding_source', 'model_fingerprint', 'source_file',
+                       'source_record']
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class SpilledBatch:
+    group_id: int
+    path: str
+    batch_index: int
+    rows: int
+
+
+@dataclasses.dataclass(frozen=True)
+class WrittenFile:
+    """A file the run wrote, with what it should hold (verified before the manifest is written)."""
+    table: str
+    path: str
+    rows: int
+    partition: tuple[tuple[str, str], ...] = ()
+
+
+class _SpillFn(beam.DoFn):
+    def __init__(self, spill_dir: str):
+        self.spill_dir = spill_dir
+
+    def process(self, batch: SegmentBatch):
+        path = layout.join(self.spill_dir, f'group-{batch.group_id:06d}.arrow')
+        schema = CLIPS.schema
+        with FileSystems.create(path, compression_type='uncompressed') as f:
+            with ipc.new_file(f, schema) as writer:
+                for i, (label, rows) in enumerate(explode_by_label(batch.segments)):
+                    writer.write_table(rows.cast(schema))
+                    yield (batch.split, label), SpilledBatch(batch.group_id, path, i, rows.num_rows)
+
+
+class _RollingParquetWriter:
+    """Writes rows to part-00000.parquet, part-00001.parquet... of a directory: full row groups, and a new
+    file every ``max_rows_per_file`` rows, holding at most one row group in memory."""
+
+    def __init__(self, directory: str, schema: pa.Schema, max_rows_per_file: int, row_group_rows: int):
+        self.directory, self.schema = directory, schema
+        self.max_rows_per_file, self.row_group_rows = max_rows_per_file, row_group_rows
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.file_rows = 0
+        self.sink = self.writer = None
+        self.written: list[tuple[str, int]] = []
+
+    def write(self, rows: pa.Table) -> None:
+        while rows.num_rows:
+            file_room = self.max_rows_per_file - self.file_rows - self.pending_rows
+            take = rows.slice(0, min(file_room, self.row_group_rows - self.pending_rows))
+            self.pending.append(take)
+            self.pending_rows += take.num_rows
+            rows = rows.slice(take.num_rows)
+            file_full = self.file_rows + self.pending_rows >= self.max_rows_per_file
+            if file_full or self.pending_rows >= self.row_group_rows:
+                self._flush(force_close=file_full)
+
+    def _flush(self, force_close: bool = False) -> None:
+        if self.pending_rows:
+            if self.writer is None:
+                path = layout.part_file(self.directory, len(self.written))
+                self.sink = FileSystems.create(path, compression_type='uncompressed')
+                self.writer = pq.ParquetWriter(
+                    self.sink, self.schema, compression='zstd', use_dictionary=_DICTIONARY_COLUMNS,
+                    write_statistics=_STATISTICS_COLUMNS)
+                self.written.append((path, 0))
+            self.writer.write_table(pa.concat_tables(self.pending), row_group_size=self.row_group_rows)
+            self.file_rows += self.pending_rows
+            path, n = self.written[-1]
+            self.written[-1] = (path, n + self.pending_rows)
+            self.pending, self.pending_rows = [], 0
+        if force_close and self.writer is not None:
+            self.writer.close()
+            self.sink.close()
+            self.writer = self.sink = None
+            self.file_rows = 0
+
+    def close(self) -> list[tuple[str, int]]:
+        self._flush(force_close=True)
+        return self.written
+
+
+class _WritePartitionFn(beam.DoFn):
+    def __init__(self, output_dir: str, max_rows_per_file: int, row_group_rows: int):
+        self.output_dir = output_dir
+        self.max_rows_per_file, self.row_group_rows = max_rows_per_file, row_group_rows
+        self.files = Metrics.counter(self.__class__, 'files-written')
+        self.rows = Metrics.counter(self.__class__, 'rows-written')
+
+    def setup(self):
+        self._readers: collections.OrderedDict = collections.OrderedDict()
+
+    def _reader(self, path: str) -> ipc.RecordBatchFileReader:
+        if path in self._readers:
+            self._readers.move_to_end(path)
+        else:
+            self._readers[path] = ipc.open_file(fileio.open_random_access(path))
+            if len(self._readers) > 64:
+                self._readers.popitem(last=False)
+        return self._readers[path]
+
+    def process(self, partition):
+        (split, label), spilled = partition
+        directory = layout.partition_dir(self.output_dir, split, label)
+        writer = _RollingParquetWriter(directory, CLIPS.schema, self.max_rows_per_file, self.row_group_rows)
+        for s in sorted(spilled):  # group order, so the output does not depend on the runner's order
+            writer.write(pa.Table.from_batches([self._reader(s.path).get_batch(s.batch_index)]))
+        for path, rows in writer.close():
+            self.files.inc()
+            self.rows.inc(rows)
+            yield WrittenFile(CLIPS.name, path, rows, (('split', split), ('label', label)))
+
+    def teardown(self):
+        self._readers.clear()
+
+
+class WriteClips(beam.PTransform):
+    """PCollection[SegmentBatch] -> PCollection[WrittenFile], one per Parquet file under ``clips/``.
+
+    Each (split, label) partition gets ceil(rows / max_rows_per_file) files, rows in shard-group order,
+    row groups of ``row_group_rows``. Names depend only on content, so a rerun overwrites.
+    """
+
+    def __init__(self, output_dir: str, max_rows_per_file: int = 250_000, row_group_rows: int = 50_000):
+        super().__init__()
+        if max_rows_per_file < 1 or row_group_rows < 1:
+            raise ValueError('max_rows_per_file and row_group_rows must be positive')
+        self.output_dir = output_dir
+        self.max_rows_per_file = max_rows_per_file
+        self.row_group_rows = min(row_group_rows, max_rows_per_file)
+
+    def expand(self, segments):
+        spill_dir = layout.join(self.output_dir, layout.SPILL_DIR)
+        return (segments
+                | 'SpillByLabel' >> beam.ParDo(_SpillFn(spill_dir))
+                | 'GroupByPartition' >> beam.GroupByKey()
+                | 'WritePartitions' >> beam.ParDo(
+                    _WritePartitionFn(self.output_dir, self.max_rows_per_file, self.row_group_rows)))
