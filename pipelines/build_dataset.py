@@ -143,7 +143,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     for noisy in ('apache_beam', 'absl', 'tensorflow'):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    run(sys.argv[1:])
+    argv = sys.argv[1:]
+    manifest = run(argv)
+    from pipelines.summary import format_summary
+    print(format_summary(manifest, parse(argv).view_as(BuildOptions).output_dir))
 
 
 if __name__ == '__main__':

@@ -13,8 +13,8 @@ stamp="$venv/.installed-$(cat "$root/requirements.txt" "$root/$reqs" | sha256sum
 if [ ! -f "$stamp" ]; then
   echo "Setting up $venv (first run: a few minutes for TensorFlow and Beam)..." >&2
   [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --upgrade pip >&2 2> >(grep -v '^WARNING: Location' >&2)
-  "$venv/bin/python" -m pip install -q -r "$root/$reqs" 2> >(grep -v '^WARNING: Location' >&2) >&2
+  # (grep drops pip's noise about optional local package indexes on some machines)
+  "$venv/bin/python" -m pip install -q -r "$root/$reqs" 2>&1 | { grep -v '^WARNING: Location' || true; } >&2
   rm -f "$venv"/.installed-*
   touch "$stamp"
 fi
