@@ -26,8 +26,8 @@ class BuildOptions(PipelineOptions):
                        help='class_labels_indices.csv (index,mid,display_name). Default: the bundled copy.')
         g.add_argument('--ontology', default=str(SAMPLE_DIR / 'ontology.json'),
                        help='AudioSet ontology.json. Default: the bundled copy.')
-        g.add_argument('--output_dir', required=True,
-                       help='Where the dataset goes (local or gs://): clips/, classes.parquet, '
+        g.add_argument('--output_dir',
+                       help='Required. Where the dataset goes (local or gs://): clips/, classes.parquet, '
                             'missing_features/, dead_letters/ and, last, manifest.json.')
         g.add_argument('--max_bad_fraction', type=float, default=0.05,
                        help='Fail the run when more than this fraction of a split\'s records, or of a CSV\'s '

@@ -128,9 +128,6 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
         'source_record': pa.array(record_index[kept_pos].astype(np.int64)),
     }, schema=SEGMENT_SCHEMA)
     segment_stats(st, split, out_labels, expanded, out_label_source, kept.num_frames)
-    stats.bump(st, 'splits', split, 'dead_letters', len(bad))
-    for b in bad:
-        stats.bump(st, 'dead_letters', f'{b["stage"]}/{b["reason"]}', 1)
     return Labelled(segments, bad, st)
 
 
