@@ -33,8 +33,8 @@ class BuildOptions(PipelineOptions):
                        help='Fail the run when more than this fraction of a split\'s records, or of a CSV\'s '
                             'lines, is rejected (default 0.05). Rejected inputs are always written to '
                             'dead_letters/.')
-        g.add_argument('--group_mb', type=float, default=32.0,
-                       help='Shard bytes read, parsed and spilled by one worker call (default 32 MB): '
+        g.add_argument('--group_mb', type=float, default=96.0,
+                       help='Shard bytes read, parsed and spilled by one worker call (default 96 MB): '
                             'larger means bigger batches and fewer spill files, smaller means more parallelism.')
         g.add_argument('--max_rows_per_file', type=int, default=250_000,
                        help='Rows per Parquet file of a partition before a new file starts (default 250000).')

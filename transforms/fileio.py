@@ -82,7 +82,8 @@ def parquet_rows(path: str) -> int:
 
 
 def open_random_access(path: str):
-    """A seekable Arrow input for ``path`` (memory-mapped when local)."""
+    """A seekable Arrow input for ``path``. Local files are read, not memory-mapped: mapped pages of the
+    spill files would count against the workers' resident memory."""
     if is_local(path):
-        return pa.memory_map(path, 'r')
+        return pa.OSFile(path, 'r')
     return pa.PythonFile(FileSystems.open(path, compression_type=_RAW), mode='r')

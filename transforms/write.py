@@ -129,7 +129,7 @@ class _WritePartitionFn(beam.DoFn):
             self._readers.move_to_end(path)
         else:
             self._readers[path] = ipc.open_file(fileio.open_random_access(path))
-            if len(self._readers) > 64:
+            if len(self._readers) > 16:
                 self._readers.popitem(last=False)
         return self._readers[path]
 

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from transforms.core import deadletter, stats
 from transforms.core.layout import segment_id
@@ -60,6 +61,8 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
     lo_hi = records.label_offsets
     values = records.label_values
     in_range = (values >= 0) & (values < n_classes)
+    owner = np.repeat(np.arange(n), np.diff(lo_hi))
+    has_bad_index = np.bincount(owner[~in_range], minlength=n) > 0
     for i in range(n):
         vid = records.video_id[i]
         pos = int(records.position[i])
@@ -71,7 +74,7 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
                 start_time_seconds=float(starts[i]) / 1000.0))
 
         lo, hi = lo_hi[i], lo_hi[i + 1]
-        if not in_range[lo:hi].all():
+        if has_bad_index[i]:
             reject('unknown-label-index', f'label indices {values[lo:hi][~in_range[lo:hi]].tolist()} '
                                           f'outside the class index (0..{n_classes - 1})')
             continue
@@ -106,7 +109,9 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
         out_labels.append(labels)
     kept = records.select(keep) if not keep.all() else records
     expanded = [vocab.expand(ls) for ls in out_labels]
-    names = vocab.names
+    names = _Names(vocab)
+    labels_array = pa.array(out_labels, pa.list_(pa.string()))
+    expanded_array = pa.array(expanded, pa.list_(pa.string()))
     kept_pos = kept.position
     segments = pa.table({
         'segment_id': pa.array([segment_id(v, s) for v, s in zip(kept.video_id, starts[keep].tolist())],
@@ -114,11 +119,10 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
         'video_id': pa.array(kept.video_id, pa.string()),
         'start_time_seconds': pa.array(out_start, pa.float64()),
         'end_time_seconds': pa.array(out_end, pa.float64()),
-        'labels': pa.array(out_labels, pa.list_(pa.string())),
-        'label_names': pa.array([[names.get(m, '') for m in ls] for ls in out_labels], pa.list_(pa.string())),
-        'labels_with_ancestors': pa.array(expanded, pa.list_(pa.string())),
-        'labels_with_ancestors_names': pa.array([[names.get(m, '') for m in ls] for ls in expanded],
-                                                pa.list_(pa.string())),
+        'labels': labels_array,
+        'label_names': names.of(labels_array),
+        'labels_with_ancestors': expanded_array,
+        'labels_with_ancestors_names': names.of(expanded_array),
         'label_source': pa.array(out_label_source, pa.string()),
         'num_frames': pa.array(kept.num_frames.astype(np.int32)),
         'embedding': embedding_array(kept.frame_offsets, kept.frames),
@@ -129,6 +133,19 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
     }, schema=SEGMENT_SCHEMA)
     segment_stats(st, split, out_labels, expanded, out_label_source, kept.num_frames)
     return Labelled(segments, bad, st)
+
+
+class _Names:
+    """Display names for list<string> MID columns, mapped in Arrow rather than per element in Python."""
+
+    def __init__(self, vocab: Vocabulary):
+        self.mids = pa.array(list(vocab.names), pa.string())
+        self.names = pa.array(list(vocab.names.values()), pa.string())
+
+    def of(self, mids: pa.ListArray) -> pa.ListArray:
+        found = pc.index_in(mids.values, value_set=self.mids)
+        names = pc.fill_null(self.names.take(found), '')
+        return pa.ListArray.from_arrays(mids.offsets, names)
 
 
 def segment_stats(st: dict, split: str, labels, expanded, label_source, num_frames) -> None:
