@@ -1,6 +1,8 @@
 """The end-of-run summary printed for a person: what was built, what was rejected, how to query it."""
 from __future__ import annotations
 
+import sys
+
 import pyarrow.parquet as pq
 
 from transforms import fileio
@@ -31,9 +33,9 @@ def format_summary(manifest: dict, output_dir: str, top: int = 10) -> str:
         lines.append(f'  {n:>7,}  {reason}')
     glob = layout.join(output_dir, layout.CLIPS_DIR, '**', '*.parquet')
     lines += ['', 'Query it:',
-              f'  duckdb -c "SELECT split, count(*) FROM read_parquet(\'{glob}\', hive_partitioning=true) '
-              f'WHERE label = \'/m/09x0r\' GROUP BY split"',
-              f'  python -c "import pyarrow.dataset as ds; print(ds.dataset(\'{layout.join(output_dir, layout.CLIPS_DIR)}\', '
+              f'  {sys.executable} -c "import duckdb; print(duckdb.sql(\\"SELECT split, count(*) FROM '
+              f'read_parquet(\'{glob}\', hive_partitioning=true) WHERE label = \'/m/09x0r\' GROUP BY split\\"))"',
+              f'  {sys.executable} -c "import pyarrow.dataset as ds; print(ds.dataset(\'{layout.join(output_dir, layout.CLIPS_DIR)}\', '
               f'partitioning=\'hive\').to_table(filter=ds.field(\'is_primary\')).num_rows)"',
               f'Manifest: {layout.join(output_dir, layout.MANIFEST_FILE)}', '']
     return '\n'.join(lines)
