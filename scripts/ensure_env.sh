@@ -10,13 +10,13 @@ if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; th
   echo "error: Python 3.10+ is needed (found: $("$py" --version 2>&1))" >&2; exit 1
 fi
 tag="$(basename "$reqs" .txt)"
-stamp="$venv/.installed-$tag-$(cat "$root/requirements.txt" "$root/$reqs" | sha256sum | cut -c1-16)"
+stamp="$venv/.installed.$tag.$(cat "$root/requirements.txt" "$root/$reqs" | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "Setting up $venv (first run: a few minutes for TensorFlow and Beam)..." >&2
   [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
   # (grep drops pip's noise about optional local package indexes on some machines)
   "$venv/bin/python" -m pip install -q -r "$root/$reqs" 2>&1 | { grep -v '^WARNING: Location' || true; } >&2
-  rm -f "$venv"/.installed-"$tag"-*
+  rm -f "$venv"/.installed."$tag".*
   touch "$stamp"
 fi
 echo "$venv/bin/python"
