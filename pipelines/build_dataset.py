@@ -13,6 +13,7 @@ Graph (every failure branches to one dead-letter sink):
 """
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import sys
@@ -135,7 +136,6 @@ def run(argv: list[str] | None = None) -> dict:
         FileSystems.delete([manifest_path])
     with beam.Pipeline(options=options) as p:
         pipeline(p, opts)
-    import json
     return json.loads(fileio.read_bytes(manifest_path))
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from transforms import fileio
@@ -19,8 +20,7 @@ def format_summary(manifest: dict, output_dir: str, top: int = 10) -> str:
         lines.append(f'  {split} CSV: {c.get("rows_matched", 0):,} of {c.get("rows_in", 0):,} rows have embeddings; '
                      f'{c.get("rows_missing_features", 0):,} listed in missing_features/')
     classes_path = layout.join(output_dir, layout.CLASSES_FILE)
-    with fileio.FileSystems.open(classes_path) as f:
-        classes = pq.read_table(f).to_pylist()
+    classes = pq.read_table(pa.BufferReader(fileio.read_bytes(classes_path))).to_pylist()
     total = {c['mid']: sum(v for k, v in c.items() if k.startswith('segments_') and 'descendants' not in k)
              for c in classes}
     names = {c['mid']: c['name'] for c in classes}

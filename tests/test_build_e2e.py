@@ -1,6 +1,5 @@
 """End to end: the whole build on DirectRunner, checked against an independent read of the inputs."""
 import hashlib
-import json
 import pathlib
 
 import duckdb

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -59,7 +60,6 @@ def delete(paths: list[str]) -> None:
 
 def delete_tree(directory: str) -> None:
     if is_local(directory):
-        import shutil
         shutil.rmtree(directory, ignore_errors=True)
     else:
         delete([p for p, _ in list_files(directory)])

@@ -5,7 +5,6 @@ import datetime
 import logging
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
