@@ -8,6 +8,7 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
+from transforms.coders import BatchCoder
 from transforms.core import deadletter
 from transforms.core.join import label_records
 from transforms.core.ontology import Vocabulary
@@ -22,6 +23,13 @@ class SegmentBatch:
     group_id: int
     split: str
     segments: pa.Table
+
+    @property
+    def nbytes(self) -> int:
+        return self.segments.nbytes
+
+
+beam.coders.registry.register_coder(SegmentBatch, BatchCoder)
 
 
 class _LabelFn(beam.DoFn):
@@ -62,7 +70,8 @@ class LabelSegments(beam.PTransform):
 
     def expand(self, batches):
         out = batches | 'JoinLabels' >> beam.ParDo(
-            _LabelFn(self.vocab), beam.pvalue.AsDict(self.segment_indexes)).with_outputs(
+            _LabelFn(self.vocab), beam.pvalue.AsDict(self.segment_indexes)
+        ).with_output_types(SegmentBatch).with_outputs(
             'dead_letters', 'stats', 'keys', main='segments')
         return {'segments': out.segments, 'keys': out.keys, 'dead_letters': out.dead_letters,
                 'stats': out.stats}

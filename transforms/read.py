@@ -11,6 +11,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms import fileio
+from transforms.coders import BatchCoder
 from transforms.core import deadletter, layout, stats, tfrecord
 from transforms.core.sequence_example import Records, parse_records
 
@@ -37,6 +38,14 @@ class ShardBatch:
     records: Records
     source_index: np.ndarray
     record_index: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        r = self.records
+        return r.frames.nbytes + r.label_values.nbytes + 64 * len(r.video_id)
+
+
+beam.coders.registry.register_coder(ShardBatch, BatchCoder)
 
 
 def plan_shard_groups(features_dir: str, target_bytes: int) -> tuple[list[ShardGroup], dict]:
@@ -132,6 +141,6 @@ class ReadShards(beam.PTransform):
     def expand(self, groups):
         out = (groups
                | 'Redistribute' >> beam.Reshuffle()
-               | 'ReadAndParse' >> beam.ParDo(_ReadShardGroupFn()).with_outputs(DEAD_LETTERS, STATS,
-                                                                               main='records'))
+               | 'ReadAndParse' >> beam.ParDo(_ReadShardGroupFn()).with_output_types(ShardBatch).with_outputs(
+                   DEAD_LETTERS, STATS, main='records'))
         return {'records': out.records, DEAD_LETTERS: out[DEAD_LETTERS], STATS: out[STATS]}

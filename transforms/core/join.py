@@ -1,6 +1,7 @@
 """Label parsed records: join with the segments CSV (CSV wins) and expand labels over the ontology."""
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Sequence
 
@@ -49,8 +50,8 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
     if index is not None:
         csv_rows, csv_slice = index.lookup(records.video_id, starts)
         csv_labels = csv_slice['labels'].to_pylist()
-        csv_start = csv_slice['start_time_seconds'].to_numpy()
-        csv_end = csv_slice['end_time_seconds'].to_numpy()
+        csv_start = csv_slice['start_time_seconds'].to_pylist()
+        csv_end = csv_slice['end_time_seconds'].to_pylist()
     else:
         csv_rows = np.full(n, -1, np.int64)
     st: dict = {}
@@ -58,51 +59,59 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
     keep = np.zeros(n, bool)
     out_labels, out_start, out_end, out_label_source = [], [], [], []
     seen: set[tuple[str, int]] = set()
+    agree = disagree = 0
     lo_hi = records.label_offsets
     values = records.label_values
     in_range = (values >= 0) & (values < n_classes)
     owner = np.repeat(np.arange(n), np.diff(lo_hi))
     has_bad_index = np.bincount(owner[~in_range], minlength=n) > 0
-    for i in range(n):
-        vid = records.video_id[i]
+    # Plain lists: the loop below is per record, and numpy scalar access costs more than the work.
+    flat_mids = np.asarray(class_mids, dtype=object)[np.where(in_range, values, 0)].tolist()
+    offsets = lo_hi.tolist()
+    starts_ms = starts.tolist()
+    bad_index = has_bad_index.tolist()
+    rows_of = csv_rows.tolist()
+    end_times = records.end_time.tolist()
+
+    def reject(i: int, reason: str, error: str) -> None:
         pos = int(records.position[i])
+        bad.append(deadletter.dead_letter(
+            deadletter.LABEL_RECORD, reason, sources[source_index[pos]], error,
+            record_index=int(record_index[pos]), split=split, video_id=records.video_id[i],
+            start_time_seconds=starts_ms[i] / 1000.0))
 
-        def reject(reason: str, error: str) -> None:
-            bad.append(deadletter.dead_letter(
-                deadletter.LABEL_RECORD, reason, sources[source_index[pos]], error,
-                record_index=int(record_index[pos]), split=split, video_id=vid,
-                start_time_seconds=float(starts[i]) / 1000.0))
-
-        lo, hi = lo_hi[i], lo_hi[i + 1]
-        if has_bad_index[i]:
-            reject('unknown-label-index', f'label indices {values[lo:hi][~in_range[lo:hi]].tolist()} '
-                                          f'outside the class index (0..{n_classes - 1})')
+    for i, vid in enumerate(records.video_id):
+        lo, hi = offsets[i], offsets[i + 1]
+        if bad_index[i]:
+            reject(i, 'unknown-label-index', f'label indices {values[lo:hi][~in_range[lo:hi]].tolist()} '
+                                             f'outside the class index (0..{n_classes - 1})')
             continue
-        key = (vid, int(starts[i]))
+        key = (vid, starts_ms[i])
         if key in seen:
-            reject('duplicate-segment', f'segment {vid} at {starts[i] / 1000:g} s already read')
+            reject(i, 'duplicate-segment', f'segment {vid} at {starts_ms[i] / 1000:g} s already read')
             continue
-        shard_labels = tuple(class_mids[j] for j in values[lo:hi])
-        row = csv_rows[i]
+        shard_labels = tuple(flat_mids[lo:hi])
+        row = rows_of[i]
         if row >= 0:
             labels = tuple(csv_labels[row])
             if frozenset(labels) == frozenset(shard_labels):
-                stats.bump(st, 'splits', split, 'labels_agree', 1)
+                agree += 1
             else:
-                stats.bump(st, 'splits', split, 'labels_disagree', 1)
-                st.setdefault('label_disagreements', []).append(
-                    {'split': split, 'video_id': vid, 'start_ms': key[1], 'csv': list(labels),
-                     'shard': list(shard_labels)})
+                disagree += 1
+                examples = st.setdefault('label_disagreements', [])
+                if len(examples) < stats.MAX_EXAMPLES:
+                    examples.append({'split': split, 'video_id': vid, 'start_ms': key[1], 'csv': list(labels),
+                                     'shard': list(shard_labels)})
             out_start.append(csv_start[row])
             out_end.append(csv_end[row])
             out_label_source.append(LABELS_FROM_CSV)
         else:
             if not shard_labels:
-                reject('no-labels', 'the record has no label indices and no segments CSV row')
+                reject(i, 'no-labels', 'the record has no label indices and no segments CSV row')
                 continue
             labels = shard_labels
             out_start.append(key[1] / 1000.0)
-            out_end.append(float(records.end_time[i]))
+            out_end.append(end_times[i])
             out_label_source.append(LABELS_FROM_SHARD)
         seen.add(key)
         keep[i] = True
@@ -131,7 +140,10 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
         'source_file': pa.array([sources[j] for j in source_index[kept_pos]], pa.string()),
         'source_record': pa.array(record_index[kept_pos].astype(np.int64)),
     }, schema=SEGMENT_SCHEMA)
-    segment_stats(st, split, out_labels, expanded, out_label_source, kept.num_frames)
+    if index is not None:
+        stats.bump(st, 'splits', split, 'labels_agree', agree)
+        stats.bump(st, 'splits', split, 'labels_disagree', disagree)
+    segment_stats(st, split, labels_array, expanded_array, out_label_source, kept.num_frames)
     return Labelled(segments, bad, st)
 
 
@@ -148,18 +160,16 @@ class _Names:
         return pa.ListArray.from_arrays(mids.offsets, names)
 
 
-def segment_stats(st: dict, split: str, labels, expanded, label_source, num_frames) -> None:
+def segment_stats(st: dict, split: str, labels: pa.ListArray, expanded: pa.ListArray, label_source: list[str],
+                  num_frames: np.ndarray) -> None:
     """Per-split counts of segments, label sources, frames and classes (direct and with ancestors)."""
     stats.bump(st, 'splits', split, 'segments_out', len(labels))
-    for src in label_source:
-        stats.bump(st, 'splits', split, 'label_source', src, 1)
+    for src, c in collections.Counter(label_source).items():
+        stats.bump(st, 'splits', split, 'label_source', src, c)
     for k, c in zip(*np.unique(np.asarray(num_frames), return_counts=True)):
         stats.bump(st, 'splits', split, 'num_frames', str(int(k)), int(c))
-    positive = st.setdefault('positive', {}).setdefault(split, {})
-    for ls in labels:
-        for m in ls:
-            positive[m] = positive.get(m, 0) + 1
-    with_ancestors = st.setdefault('with_ancestors', {}).setdefault(split, {})
-    for ls in expanded:
-        for m in ls:
-            with_ancestors[m] = with_ancestors.get(m, 0) + 1
+    for name, mids in (('positive', labels), ('with_ancestors', expanded)):
+        counts = pc.value_counts(pc.list_flatten(mids))
+        target = st.setdefault(name, {}).setdefault(split, {})
+        for mid, c in zip(counts.field('values').to_pylist(), counts.field('counts').to_pylist()):
+            target[mid] = target.get(mid, 0) + c

@@ -13,7 +13,7 @@ import numpy as np
 
 from transforms.core.schema import EMBEDDING_DIM
 
-CHUNK = 4096
+CHUNK = 1 << 17  # records per TensorFlow call: a whole shard group, so no concatenation
 
 
 def _tf():
@@ -56,6 +56,8 @@ class Records:
     def concat(parts: Sequence['Records']) -> 'Records':
         if not parts:
             return empty_records()
+        if len(parts) == 1:
+            return parts[0]
         return Records(
             np.concatenate([p.position for p in parts]),
             [v for p in parts for v in p.video_id],
@@ -141,10 +143,13 @@ def _parse_chunk(payloads: Sequence[bytes], first_position: int) -> tuple[Record
         elif frames_per_record[i] == 0:
             bad.append(BadRecord(first_position + i, 'no-frames', 'record has no audio_embedding frames'))
             keep[i] = False
-    good_frames = np.repeat(keep, frames_per_record)
-    flat = frames_ragged.flat_values.numpy()[good_frames]
-    frames = (np.frombuffer(b''.join(flat), np.uint8).reshape(-1, EMBEDDING_DIM) if len(flat)
-              else np.zeros((0, EMBEDDING_DIM), np.uint8))
+    if keep.all() and len(frame_lengths):
+        # Every frame is 128 bytes: let TensorFlow copy them into one uint8 array.
+        frames = tf.io.decode_raw(frames_ragged.flat_values, tf.uint8).numpy()
+    else:
+        flat = frames_ragged.flat_values.numpy()[np.repeat(keep, frames_per_record)]
+        frames = (np.frombuffer(b''.join(flat), np.uint8).reshape(-1, EMBEDDING_DIM) if len(flat)
+                  else np.zeros((0, EMBEDDING_DIM), np.uint8))
     frame_offsets = np.zeros(int(keep.sum()) + 1, np.int64)
     np.cumsum(frames_per_record[keep], out=frame_offsets[1:])
     labels = ctx['labels']

@@ -17,12 +17,17 @@ _MASK_DELTA = 0xA282EAD8
 _MAX_PLAUSIBLE_LENGTH = 64 << 20
 
 
-def masked_crc(data) -> int:
-    crc = google_crc32c.value(bytes(data))
+_HEADER_STRUCT = struct.Struct('<QI')
+_FOOTER_STRUCT = struct.Struct('<I')
+_crc32c = google_crc32c.value
+
+
+def masked_crc(data: bytes) -> int:
+    crc = _crc32c(data)
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Framed:
     """One framed record, or one damaged stretch of a file (``error`` set, ``payload`` None)."""
     offset: int
@@ -61,13 +66,14 @@ def iter_records(data: bytes) -> Iterator[Framed]:
     reported as one damaged unit. A truncated tail is reported as one damaged unit.
     """
     offset, index, size = 0, 0, len(data)
+    unpack_header, unpack_footer = _HEADER_STRUCT.unpack_from, _FOOTER_STRUCT.unpack_from
     while offset < size:
         if size - offset < _HEADER:
             yield Framed(offset, None, reason='truncated-header',
                          error=f'{size - offset} trailing bytes, too few for a record header')
             return
-        length = _header_ok(data, offset)
-        if length is None:
+        length, length_crc = unpack_header(data, offset)
+        if masked_crc(data[offset:offset + 8]) != length_crc:
             nxt = _resync(data, offset + 1)
             yield Framed(offset, None, reason='length-crc-mismatch',
                          error=f'record header CRC mismatch; skipped {nxt - offset} bytes to the next valid header')
@@ -78,12 +84,11 @@ def iter_records(data: bytes) -> Iterator[Framed]:
             yield Framed(offset, index, reason='truncated-record',
                          error=f'record of {length} bytes runs past the end of the file ({size} bytes)')
             return
-        payload = data[offset + _HEADER:offset + _HEADER + length]
-        (crc,) = struct.unpack_from('<I', data, end - _FOOTER)
-        if masked_crc(payload) != crc:
+        payload = data[offset + _HEADER:end - _FOOTER]
+        if masked_crc(payload) != unpack_footer(data, end - _FOOTER)[0]:
             yield Framed(offset, index, reason='data-crc-mismatch', error='record data CRC mismatch')
         else:
-            yield Framed(offset, index, payload=payload)
+            yield Framed(offset, index, payload)
         offset = end
         index += 1
 
