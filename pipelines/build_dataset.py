@@ -1,6 +1,7 @@
 """Build AudioSet as hive-partitioned Parquet from the released embedding shards.
 
     python -m pipelines.build_dataset --output_dir out            # the bundled sample, DirectRunner
+    python -m pipelines.build_dataset --output_root out_root      # a rebuild: runs/<id>/ + latest.json
     python -m pipelines.build_dataset --features_dir gs://.../features --segments_dir gs://.../csv \\
         --output_dir gs://bucket/audioset --runner DataflowRunner ...
 
@@ -24,12 +25,12 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
 from pipelines.options import BuildOptions
 from transforms import fileio
-from transforms.core import layout
+from transforms.core import layout, runs
 from transforms.core.ontology import ClassIndex, Ontology, Vocabulary
 from transforms.label import LabelSegments
 from transforms.read import ReadShards, plan_shard_groups
 from transforms.segments import ReadSegmentCsvs
-from transforms.sinks import (MergeStats, WriteClassTable, WriteDeadLetters, WriteManifest,
+from transforms.sinks import (MergeStats, Publish, WriteClassTable, WriteDeadLetters, WriteManifest,
                               WriteMissingFeatures)
 from transforms.write import WriteClips
 
@@ -99,7 +100,11 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
     class_files = run_stats | 'WriteClassTable' >> WriteClassTable(out, vocab)
     files = ((clip_files, missing['files'], dead['files'], class_files)
              | 'FlattenWrittenFiles' >> beam.Flatten())
-    p | 'WriteManifest' >> WriteManifest(out, opts.max_bad_fraction, run_info, run_stats, files)
+    publish = None
+    if opts.output_root is not None:
+        run_info['run_id'] = opts.run_id
+        publish = Publish(opts.output_root, opts.run_id, opts.keep_runs)
+    p | 'WriteManifest' >> WriteManifest(out, opts.max_bad_fraction, run_info, run_stats, files, publish)
     return run_info
 
 
@@ -114,8 +119,16 @@ def parse(argv: list[str] | None) -> PipelineOptions:
     """Parses and validates flags; unknown flags are Beam's (runner, project, ...)."""
     options = PipelineOptions(argv)
     opts = options.view_as(BuildOptions)
-    if opts.output_dir is None:
-        raise SystemExit('error: --output_dir is required (try --help)')
+    if (opts.output_dir is None) == (opts.output_root is None):
+        raise SystemExit('error: give exactly one of --output_dir and --output_root (try --help)')
+    if opts.output_root is not None:
+        if opts.keep_runs < 1:
+            raise SystemExit('error: --keep_runs must be at least 1')
+        try:
+            opts.run_id = runs.check_run_id(opts.run_id or runs.new_run_id())
+        except ValueError as e:
+            raise SystemExit(f'error: --run_id: {e}') from None
+        opts.output_dir = layout.join(opts.output_root, runs.RUNS_DIR, opts.run_id)
     if not 0 <= opts.max_bad_fraction <= 1:
         raise SystemExit(f'error: --max_bad_fraction must be within [0, 1], got {opts.max_bad_fraction}')
     if opts.group_mb <= 0 or opts.max_rows_per_file < 1 or opts.row_group_rows < 1:
@@ -146,7 +159,7 @@ def main() -> None:
     argv = sys.argv[1:]
     manifest = run(argv)
     from pipelines.summary import format_summary
-    print(format_summary(manifest, parse(argv).view_as(BuildOptions).output_dir))
+    print(format_summary(manifest, manifest['options']['output_dir']))
 
 
 if __name__ == '__main__':

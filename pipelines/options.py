@@ -27,8 +27,15 @@ class BuildOptions(PipelineOptions):
         g.add_argument('--ontology', default=str(SAMPLE_DIR / 'ontology.json'),
                        help='AudioSet ontology.json. Default: the bundled copy.')
         g.add_argument('--output_dir',
-                       help='Required. Where the dataset goes (local or gs://): clips/, classes.parquet, '
-                            'missing_features/, dead_letters/ and, last, manifest.json.')
+                       help='Where the dataset goes (local or gs://): clips/, classes.parquet, '
+                            'missing_features/, dead_letters/ and, last, manifest.json. Give this or --output_root.')
+        g.add_argument('--output_root',
+                       help='Instead of --output_dir, for scheduled rebuilds: write to '
+                            '<output_root>/runs/<run_id>/, then, once the run verified itself, point '
+                            '<output_root>/latest.json at it and prune old runs. Readers follow latest.json.')
+        g.add_argument('--run_id', help='Run id under --output_root (default: UTC time, e.g. 20261125T041500Z).')
+        g.add_argument('--keep_runs', type=int, default=5,
+                       help='With --output_root: complete runs to keep, the new one included (default 5).')
         g.add_argument('--max_bad_fraction', type=float, default=0.05,
                        help='Fail the run when more than this fraction of a split\'s records, or of a CSV\'s '
                             'lines, is rejected (default 0.05). Rejected inputs are always written to '

@@ -1,6 +1,7 @@
 """The small tables (dead letters, missing features, classes) and the manifest that seals a run."""
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 
@@ -9,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms import fileio
-from transforms.core import layout, stats
+from transforms.core import layout, runs, stats
 from transforms.core.ontology import Vocabulary
 from transforms.core.schema import CLASSES, CLIPS, DEAD_LETTERS, MISSING_FEATURES, SPLITS
 from transforms.write import WrittenFile
@@ -233,9 +234,37 @@ def remove_stale(output_dir: str, files: list[WrittenFile]) -> list[str]:
     return stale
 
 
+@dataclasses.dataclass(frozen=True)
+class Publish:
+    """Where a verified run is published: ``<output_root>/latest.json``, keeping ``keep_runs`` runs."""
+    output_root: str
+    run_id: str
+    keep_runs: int
+
+    def __call__(self, manifest: dict) -> list[str]:
+        """Points latest.json at this run (atomically), then prunes; returns the pruned run ids."""
+        runs_dir = layout.join(self.output_root, runs.RUNS_DIR)
+        run_dir = layout.join(runs_dir, self.run_id)
+        fileio.write_json_atomic(layout.join(self.output_root, runs.LATEST_FILE), {
+            'run_id': self.run_id, 'run_dir': run_dir, 'manifest': layout.join(run_dir, layout.MANIFEST_FILE),
+            'finished': manifest['finished'], 'segments': {k: v['segments_out'] for k, v in manifest['splits'].items()},
+        })
+        files = fileio.list_files(runs_dir)
+        all_runs = {r for p, _ in files if (r := runs.run_id_of(p, runs_dir))}
+        complete = {runs.run_id_of(p, runs_dir) for p, _ in files
+                    if p.endswith('/' + layout.MANIFEST_FILE) and p.count('/') == run_dir.count('/') + 1}
+        doomed = runs.plan_prune(all_runs, complete, self.run_id, self.keep_runs)
+        for r in doomed:
+            fileio.delete_tree(layout.join(runs_dir, r))
+        if doomed:
+            log.info('pruned runs %s', ', '.join(doomed))
+        return doomed
+
+
 class _FinalizeFn(beam.DoFn):
-    def __init__(self, output_dir: str, max_bad_fraction: float, run_info: dict):
+    def __init__(self, output_dir: str, max_bad_fraction: float, run_info: dict, publish: Publish | None):
         self.output_dir, self.max_bad_fraction, self.run_info = output_dir, max_bad_fraction, run_info
+        self.publish = publish
 
     def process(self, _, run_stats: dict, files: list):
         body = verify_and_summarize(run_stats, files, self.output_dir, self.max_bad_fraction)
@@ -245,23 +274,27 @@ class _FinalizeFn(beam.DoFn):
                     'finished': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
         fileio.write_json_atomic(layout.join(self.output_dir, layout.MANIFEST_FILE), manifest)
         log.info('wrote %s', layout.join(self.output_dir, layout.MANIFEST_FILE))
+        if self.publish is not None:
+            self.publish(manifest)
         yield manifest
 
 
 class WriteManifest(beam.PTransform):
     """Runs once, after everything else: verifies every written file and the accounting, enforces the
-    bad-input threshold, removes stale files, then writes ``manifest.json`` last (atomically)."""
+    bad-input threshold, removes stale files, then writes ``manifest.json`` last (atomically), and with
+    ``publish`` points ``latest.json`` at the run and prunes old runs."""
 
-    def __init__(self, output_dir: str, max_bad_fraction: float, run_info: dict, run_stats, files):
+    def __init__(self, output_dir: str, max_bad_fraction: float, run_info: dict, run_stats, files,
+                 publish: Publish | None = None):
         super().__init__()
         self.output_dir, self.max_bad_fraction, self.run_info = output_dir, max_bad_fraction, run_info
-        self.run_stats, self.files = run_stats, files
+        self.run_stats, self.files, self.publish = run_stats, files, publish
 
     def expand(self, pbegin):
         return (pbegin
                 | 'Once' >> beam.Create([None])
                 | 'VerifyAndSeal' >> beam.ParDo(
-                    _FinalizeFn(self.output_dir, self.max_bad_fraction, self.run_info),
+                    _FinalizeFn(self.output_dir, self.max_bad_fraction, self.run_info, self.publish),
                     beam.pvalue.AsSingleton(self.run_stats), beam.pvalue.AsList(self.files)))
 
 

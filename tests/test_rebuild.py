@@ -1,0 +1,72 @@
+"""Scheduled rebuilds: runs/<run_id>/ + an atomically replaced latest.json, reruns, pruning, failures."""
+import hashlib
+import json
+import pathlib
+
+import pytest
+
+from pipelines import build_dataset
+from tests.fixtures import build_args, copy_sample
+from transforms.core import runs
+
+
+def test_plan_prune():
+    assert runs.plan_prune({'a', 'b', 'c', 'd'}, {'a', 'b', 'd'}, 'd', 2) == ['a', 'c']
+    assert runs.plan_prune({'a', 'b', 'e'}, {'a', 'e'}, 'b', 1) == ['a']  # 'e' is newer: maybe running
+    assert runs.plan_prune(set(), set(), 'a', 3) == []
+    with pytest.raises(ValueError):
+        runs.plan_prune(set(), set(), 'a', 0)
+
+
+def test_run_ids():
+    import datetime
+    assert runs.new_run_id(datetime.datetime(2026, 11, 25, 4, 15, tzinfo=datetime.timezone.utc)) == '20261125T041500Z'
+    with pytest.raises(ValueError):
+        runs.check_run_id('../x')
+
+
+def _hashes(run_dir: pathlib.Path) -> dict:
+    return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(run_dir.rglob('*.parquet'))}
+
+
+def _rebuild(inputs, root, run_id, *extra):
+    args = build_args(inputs, root, '--keep_runs', '2', '--run_id', run_id, *extra)
+    args[args.index('--output_dir')] = '--output_root'
+    return build_dataset.run(args)
+
+
+def test_rebuilds_publish_prune_and_survive_failures(tmp_path):
+    inputs = copy_sample(tmp_path / 'in', splits=('eval',), shards_per_split=20)
+    root = tmp_path / 'root'
+    latest = root / 'latest.json'
+    m1 = _rebuild(inputs, root, 'r1')
+    assert json.loads(latest.read_text())['run_id'] == 'r1' and m1['run_id'] == 'r1'
+    _rebuild(inputs, root, 'r2')
+    pointer = json.loads(latest.read_text())
+    assert pointer['run_id'] == 'r2' and pointer['run_dir'] == str(root / 'runs' / 'r2')
+    # unchanged inputs, same rows: the two runs' files are byte-identical
+    assert _hashes(root / 'runs' / 'r1') == _hashes(root / 'runs' / 'r2') != {}
+
+    # a run that fails midway (too much bad input) leaves latest.json on the last good run
+    csv = inputs / 'segments' / 'eval_segments.csv'
+    good_csv = csv.read_bytes()
+    csv.write_bytes(good_csv + b'garbage line\n' * 2000)
+    with pytest.raises(Exception, match='too much bad input'):
+        _rebuild(inputs, root, 'r3')
+    assert json.loads(latest.read_text())['run_id'] == 'r2'
+    assert (root / 'runs' / 'r3').exists() and not (root / 'runs' / 'r3' / 'manifest.json').exists()
+    # as does a run killed before it wrote anything but part of its files
+    (root / 'runs' / 'r4' / 'clips').mkdir(parents=True)
+    (root / 'runs' / 'r4' / 'clips' / 'part-00000.parquet').write_bytes(b'half')
+
+    csv.write_bytes(good_csv)
+    _rebuild(inputs, root, 'r5')
+    assert json.loads(latest.read_text())['run_id'] == 'r5'
+    # keep_runs=2: r2 and r5 stay; r1 (old), r3 (failed) and r4 (killed) are pruned
+    assert sorted(p.name for p in (root / 'runs').iterdir()) == ['r2', 'r5']
+
+
+def test_output_flags_are_exclusive(tmp_path):
+    with pytest.raises(SystemExit, match='exactly one'):
+        build_dataset.run(['--output_dir', str(tmp_path), '--output_root', str(tmp_path)])
