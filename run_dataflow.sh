@@ -1,22 +1,18 @@
 #!/usr/bin/env bash
-# Runs the build on Google Cloud Dataflow. Needs gcloud credentials and a bucket; nothing here was run
-# against real GCP from the development machines (no internet there).
+# Google Cloud Dataflow: submit a build, build/run a Flex Template, or schedule rebuilds.
 #
-#   PROJECT=my-proj REGION=us-central1 BUCKET=gs://my-bucket ./run_dataflow.sh \
-#       --features_dir gs://us_audioset/youtube_corpus/v1/features/audioset_v1_embeddings \
-#       --segments_dir gs://my-bucket/audioset/csv --output_dir gs://my-bucket/audioset/parquet
+#   ./run_dataflow.sh run --project P --region us-central1 --bucket gs://B [--dry-run] -- \
+#       --features_dir gs://.../audioset_v1_embeddings --segments_dir gs://B/csv --output_root gs://B/audioset
+#   ./run_dataflow.sh template build --project P --region us-central1 --bucket gs://B [--dry-run]
+#   ./run_dataflow.sh template run   --project P --region us-central1 --bucket gs://B -- --features_dir ... --output_root ...
+#   ./run_dataflow.sh schedule --cron "0 3 * * 1" --service_account SA --project P --region R --bucket gs://B -- ...
 #
-# Extra flags go to `python -m pipelines.build_dataset` (e.g. --max_num_workers 20 --machine_type n2-standard-4).
-# Dry run: DRY_RUN=1 prints the command without submitting.
-# Flex Templates, scheduled rebuilds and a custom container come with the Dataflow work (see README).
+# --project/--region/--bucket/--image/--machine_type/--max_workers/--worker_accelerator/--service_account may
+# also come from the environment (PROJECT, REGION, ...). --dry-run prints the exact commands, and for `run`
+# checks flags, inputs and the pipeline graph under DataflowRunner options, submitting nothing.
+# See README.md, "Run on Dataflow".
 set -euo pipefail
 cd "$(dirname "$0")"
-: "${PROJECT:?set PROJECT to your GCP project id}"
-: "${REGION:?set REGION, e.g. us-central1}"
-: "${BUCKET:?set BUCKET to a gs:// bucket for staging and temp files}"
 python="$(scripts/ensure_env.sh requirements.txt)"
-cmd=("$python" -m pipelines.build_dataset --runner DataflowRunner --project "$PROJECT" --region "$REGION"
-     --temp_location "$BUCKET/tmp" --staging_location "$BUCKET/staging" --setup_file ./setup.py
-     --job_name "audioset-build-$(date +%Y%m%d-%H%M%S)" "$@")
-if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "${cmd[@]}"; echo; exit 0; fi
-exec "${cmd[@]}"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+exec "$python" -m pipelines.dataflow "$@"

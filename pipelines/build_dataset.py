@@ -21,7 +21,7 @@ import sys
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, TestOptions
 
 from pipelines.options import BuildOptions
 from transforms import fileio
@@ -143,6 +143,8 @@ def run(argv: list[str] | None = None) -> dict:
         BuildOptions(['--help'])
     options = parse(argv)
     opts = options.view_as(BuildOptions)
+    if opts.validate_only:
+        return validate_only(options)
     manifest_path = layout.join(opts.output_dir, layout.MANIFEST_FILE)
     # The dataset is about to change: a reader must not trust the old manifest meanwhile.
     if fileio.exists(manifest_path):
@@ -152,12 +154,27 @@ def run(argv: list[str] | None = None) -> dict:
     return json.loads(fileio.read_bytes(manifest_path))
 
 
+def validate_only(options: PipelineOptions) -> dict:
+    """Constructs (never runs) the pipeline under the given runner; returns the plan."""
+    # Beam's own test flag: runners do not submit, and option validation makes no calls to GCP.
+    options.view_as(TestOptions).dry_run = True
+    p = beam.Pipeline(options=options)
+    plan = pipeline(p, options.view_as(BuildOptions))
+    proto = p.to_runner_api()  # what a runner would receive: fails here if the graph cannot be encoded
+    plan['validate_only'] = {'runner': type(p.runner).__name__, 'transforms': len(proto.components.transforms),
+                       'output_dir': options.view_as(BuildOptions).output_dir}
+    return plan
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     for noisy in ('apache_beam', 'absl', 'tensorflow'):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     argv = sys.argv[1:]
     manifest = run(argv)
+    if manifest.get('validate_only'):
+        print(json.dumps(manifest, indent=2, sort_keys=True))
+        return
     from pipelines.summary import format_summary
     print(format_summary(manifest, manifest['options']['output_dir']))
 

@@ -40,6 +40,10 @@ class BuildOptions(PipelineOptions):
                        help='Fail the run when more than this fraction of a split\'s records, or of a CSV\'s '
                             'lines, is rejected (default 0.05). Rejected inputs are always written to '
                             'dead_letters/.')
+        g.add_argument('--validate_only', action='store_true',
+                       help='Check everything that can be checked without running: flags parse, inputs are '
+                            'listed and read (ontology, class index), and the graph constructs for the chosen '
+                            'runner (e.g. DataflowRunner) without submitting. Prints the plan as JSON.')
         g.add_argument('--group_mb', type=float, default=96.0,
                        help='Shard bytes read, parsed and spilled by one worker call (default 96 MB): '
                             'larger means bigger batches and fewer spill files, smaller means more parallelism.')
