@@ -51,6 +51,8 @@ def main() -> None:
     parser.add_argument('--features_dir', required=True)
     parser.add_argument('--output_dir', default=None, help='default: a temporary folder, deleted after')
     parser.add_argument('--workers', type=int, default=os.cpu_count())
+    parser.add_argument('--mode', default='multi_threading', choices=['multi_threading', 'multi_processing'],
+                        help='DirectRunner running mode (run_local.sh uses multi_threading)')
     parser.add_argument('extra', nargs='*', help='more build flags, after --')
     args = parser.parse_args()
     records = count_records(args.features_dir)
@@ -59,7 +61,7 @@ def main() -> None:
     cmd = [sys.executable, '-m', 'pipelines.build_dataset', '--features_dir', args.features_dir,
            '--segments_dir', empty, '--output_dir', out,
            '--direct_num_workers', str(args.workers), '--direct_running_mode',
-           'multi_processing' if args.workers > 1 else 'in_memory', *args.extra]
+           args.mode if args.workers > 1 else 'in_memory', *args.extra]
     peak = 0
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -83,7 +85,7 @@ def main() -> None:
         raise SystemExit(f'build failed ({proc.returncode})')
     print(f'records            {records:,}')
     print(f'wall time          {wall:.1f} s (including interpreter and TensorFlow start-up)')
-    print(f'throughput         {records / wall:,.0f} records/s with {args.workers} worker process(es)')
+    print(f'throughput         {records / wall:,.0f} records/s with {args.workers} workers ({args.mode})')
     print(f'peak RSS (tree)    {peak / 2**30:.2f} GiB')
     if not args.output_dir:
         shutil.rmtree(out, ignore_errors=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import sys
 
@@ -174,9 +175,20 @@ def main() -> None:
     manifest = run(argv)
     if manifest.get('validate_only'):
         print(json.dumps(manifest, indent=2, sort_keys=True))
-        return
+        exit_now(0)
     from pipelines.summary import format_summary
     print(format_summary(manifest, manifest['options']['output_dir']))
+    exit_now(0)
+
+
+def exit_now(code: int) -> None:
+    """Ends the process once the work is done and flushed, skipping interpreter teardown: TensorFlow's and
+    gRPC's native threads occasionally abort the process while it exits ("terminate called without an
+    active exception"), turning a finished run into exit code 134."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == '__main__':
