@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import sys
 
@@ -24,10 +23,12 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, TestOptions
 
+from pipelines.cli import exit_now
 from pipelines.options import BuildOptions
 from transforms import fileio
 from transforms.core import layout, runs
 from transforms.core.ontology import ClassIndex, Ontology, Vocabulary
+from transforms.embed import EmbedAudio, EmbedSettings, plan_audio
 from transforms.label import LabelSegments
 from transforms.read import ReadShards, plan_shard_groups
 from transforms.segments import ReadSegmentCsvs
@@ -68,11 +69,15 @@ def versions() -> dict:
 def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
     """Adds the build to ``p``; returns a summary of the planned inputs (also recorded in the manifest)."""
     vocab = load_vocabulary(opts.class_index, opts.ontology)
-    groups, shard_inputs = plan_shard_groups(opts.features_dir, int(opts.group_mb * (1 << 20)))
+    groups, shard_inputs = plan_shard_groups(opts.features_dir, int(opts.group_mb * (1 << 20))) \
+        if opts.features_dir else ([], {})
     csvs = find_segment_csvs(opts.segments_dir)
-    if not groups:
+    audio_specs = [a for a in (opts.audio or '').split(',') if a.strip()]
+    audio_items, audio_dead = plan_audio(audio_specs, opts.audio_manifest) \
+        if audio_specs or opts.audio_manifest else ([], [])
+    if not groups and not (audio_items or audio_dead):
         raise ValueError(f'{opts.features_dir}: no shards found in bal_train/, eval/ or unbal_train/ '
-                         '(expected the release layout, e.g. <features_dir>/eval/*.tfrecord)')
+                         '(expected the release layout, e.g. <features_dir>/eval/*.tfrecord), and no --audio')
     out = opts.output_dir
     run_info = {
         'format': 'audioset-beam/1',
@@ -86,20 +91,44 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
                     if k in {a.dest for a in _build_flags()}},
         'versions': versions(),
     }
+    embed = None
+    if audio_items or audio_dead:
+        settings = embed_settings(opts)
+        run_info['inputs']['audio'] = {'files': len(audio_items) + len(audio_dead), 'specs': audio_specs,
+                                       'manifest': opts.audio_manifest,
+                                       'vggish_checkpoint': opts.vggish_checkpoint or 'official',
+                                       'vggish_pca_params': opts.vggish_pca_params or 'official',
+                                       'model_fingerprint': settings.fingerprint,
+                                       'reused_from': settings.reuse_from}
     csv_out = (p | 'ListSegmentCsvs' >> beam.Create(sorted(csvs.items()))
                  | 'ReadSegmentCsvs' >> ReadSegmentCsvs(vocab))
     read = (p | 'ListShardGroups' >> beam.Create(groups)
               | 'ReadShards' >> ReadShards())
     labelled = read['records'] | 'LabelSegments' >> LabelSegments(vocab, csv_out['index'])
-    clip_files = labelled['segments'] | 'WriteClips' >> WriteClips(out, opts.max_rows_per_file, opts.row_group_rows)
-    missing = (csv_out['index'], labelled['keys']) | 'WriteMissingFeatures' >> WriteMissingFeatures(out)
-    dead = ((read['dead_letters'], labelled['dead_letters'], csv_out['dead_letters'])
+    segments, keys = [labelled['segments']], [labelled['keys']]
+    dead_letters = [read['dead_letters'], labelled['dead_letters'], csv_out['dead_letters']]
+    stat_parts = [read['stats'], labelled['stats'], csv_out['stats']]
+    written = []
+    if audio_items or audio_dead:
+        embed = (p | 'ListAudio' >> beam.Create(audio_items)
+                   | 'EmbedAudio' >> EmbedAudio(vocab, csv_out['index'], settings, out))
+        segments.append(embed['segments'])
+        keys.append(embed['keys'])
+        dead_letters += [embed['dead_letters'], p | 'AudioDiscoveryDeadLetters' >> beam.Create(audio_dead)]
+        stat_parts += [embed['stats'],
+                       p | 'AudioCount' >> beam.Create([{'audio': {'files_in': len(audio_items) + len(audio_dead)}}])]
+        written.append(embed['files'])
+    clip_files = (tuple(segments) | 'FlattenSegments' >> beam.Flatten()
+                  | 'WriteClips' >> WriteClips(out, opts.max_rows_per_file, opts.row_group_rows))
+    missing = ((csv_out['index'], tuple(keys) | 'FlattenKeys' >> beam.Flatten())
+               | 'WriteMissingFeatures' >> WriteMissingFeatures(out))
+    dead = (tuple(dead_letters)
             | 'FlattenDeadLetters' >> beam.Flatten()
             | 'WriteDeadLetters' >> WriteDeadLetters(out))
-    run_stats = ((read['stats'], labelled['stats'], csv_out['stats'], missing['stats'], dead['stats'])
+    run_stats = (tuple(stat_parts + [missing['stats'], dead['stats']])
                  | 'MergeStats' >> MergeStats())
     class_files = run_stats | 'WriteClassTable' >> WriteClassTable(out, vocab)
-    files = ((clip_files, missing['files'], dead['files'], class_files)
+    files = ((clip_files, missing['files'], dead['files'], class_files, *written)
              | 'FlattenWrittenFiles' >> beam.Flatten())
     publish = None
     if opts.output_root is not None:
@@ -107,6 +136,22 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
         publish = Publish(opts.output_root, opts.run_id, opts.keep_runs)
     p | 'WriteManifest' >> WriteManifest(out, opts.max_bad_fraction, run_info, run_stats, files, publish)
     return run_info
+
+
+def embed_settings(opts: BuildOptions) -> EmbedSettings:
+    """Fetches the VGGish weights once here (a clear error when they cannot be had), fingerprints them,
+    and finds the earlier run whose computed embeddings may be reused."""
+    from transforms.core.vggish import fingerprint
+    from transforms.vggish_weights import resolve_vggish_weights
+    files = resolve_vggish_weights(opts.vggish_checkpoint, opts.vggish_pca_params)
+    reuse = opts.reuse_embeddings_from
+    if reuse is None and opts.output_root is not None:
+        latest = layout.join(opts.output_root, runs.LATEST_FILE)
+        if fileio.exists(latest):
+            reuse = json.loads(fileio.read_bytes(latest))['run_dir']
+    return EmbedSettings(opts.vggish_checkpoint, opts.vggish_pca_params,
+                         fingerprint(files.checkpoint, files.pca_params), opts.embed_batch_clips,
+                         opts.keep_unlabelled, reuse)
 
 
 def _build_flags():
@@ -132,8 +177,9 @@ def parse(argv: list[str] | None) -> PipelineOptions:
         opts.output_dir = layout.join(opts.output_root, runs.RUNS_DIR, opts.run_id)
     if not 0 <= opts.max_bad_fraction <= 1:
         raise SystemExit(f'error: --max_bad_fraction must be within [0, 1], got {opts.max_bad_fraction}')
-    if opts.group_mb <= 0 or opts.max_rows_per_file < 1 or opts.row_group_rows < 1:
-        raise SystemExit('error: --group_mb, --max_rows_per_file and --row_group_rows must be positive')
+    if opts.group_mb <= 0 or opts.max_rows_per_file < 1 or opts.row_group_rows < 1 or opts.embed_batch_clips < 1:
+        raise SystemExit('error: --group_mb, --max_rows_per_file, --row_group_rows and --embed_batch_clips '
+                         'must be positive')
     options.view_as(SetupOptions).save_main_session = False
     return options
 
@@ -179,16 +225,6 @@ def main() -> None:
     from pipelines.summary import format_summary
     print(format_summary(manifest, manifest['options']['output_dir']))
     exit_now(0)
-
-
-def exit_now(code: int) -> None:
-    """Ends the process once the work is done and flushed, skipping interpreter teardown: TensorFlow's and
-    gRPC's native threads occasionally abort the process while it exits ("terminate called without an
-    active exception"), turning a finished run into exit code 134."""
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 if __name__ == '__main__':

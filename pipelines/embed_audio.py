@@ -163,7 +163,8 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    from pipelines.cli import exit_now
+    exit_now(run(sys.argv[1:]))
 
 
 if __name__ == '__main__':

@@ -40,6 +40,28 @@ class BuildOptions(PipelineOptions):
                        help='Fail the run when more than this fraction of a split\'s records, or of a CSV\'s '
                             'lines, is rejected (default 0.05). Rejected inputs are always written to '
                             'dead_letters/.')
+        a = parser.add_argument_group('New audio (VGGish embeddings computed here)')
+        a.add_argument('--audio', default=None,
+                       help='Comma-separated audio folders, globs or files (local or gs://) named '
+                            '<YTID>_<start>_<end>.<ext> (wav, flac, mp3, m4a/aac, ogg/opus, webm). Each clip is '
+                            'embedded with VGGish, labelled from the segment CSVs and added to clips/ with '
+                            'embedding_source="computed".')
+        a.add_argument('--audio_manifest', default=None,
+                       help='CSV of audio files with columns path,YTID,start,end (instead of or besides --audio).')
+        a.add_argument('--vggish_checkpoint', default=None,
+                       help='vggish_model.ckpt: local path, gs:// or https:// (default: the official URL; '
+                            'downloaded once to ~/.cache/audioset-beam/vggish and checked by sha256).')
+        a.add_argument('--vggish_pca_params', default=None,
+                       help='vggish_pca_params.npz: local path, gs:// or https:// (default: the official URL).')
+        a.add_argument('--embed_batch_clips', type=int, default=16,
+                       help='Clips per RunInference batch (10 s clip = 10 examples; default 16).')
+        a.add_argument('--keep_unlabelled', action='store_true',
+                       help='Keep clips that have no segments CSV row (split=unlabelled/label=unlabelled) '
+                            'instead of dead-lettering them.')
+        a.add_argument('--reuse_embeddings_from', default=None,
+                       help='An earlier run folder whose computed_embeddings/ are reused when the segment, the '
+                            'audio bytes and the model are the same (default with --output_root: the run '
+                            'latest.json points at).')
         g.add_argument('--validate_only', action='store_true',
                        help='Check everything that can be checked without running: flags parse, inputs are '
                             'listed and read (ontology, class index), and the graph constructs for the chosen '

@@ -19,6 +19,12 @@ def format_summary(manifest: dict, output_dir: str, top: int = 10) -> str:
     for split, c in sorted(manifest.get('csv', {}).items()):
         lines.append(f'  {split} CSV: {c.get("rows_matched", 0):,} of {c.get("rows_in", 0):,} rows have embeddings; '
                      f'{c.get("rows_missing_features", 0):,} listed in missing_features/')
+    audio = manifest.get('audio')
+    if audio:
+        per_split = ', '.join(f'{k}: {v.get("segments_out", 0):,}'
+                              for k, v in sorted(audio.get('computed_by_split', {}).items()))
+        lines.append(f'  audio: {audio.get("files_in", 0):,} files, {audio.get("embedded", 0):,} embedded with '
+                     f'VGGish, {audio.get("reused", 0):,} reused from an earlier run; clips added: {per_split or 0}')
     classes_path = layout.join(output_dir, layout.CLASSES_FILE)
     classes = pq.read_table(pa.BufferReader(fileio.read_bytes(classes_path))).to_pylist()
     total = {c['mid']: sum(v for k, v in c.items() if k.startswith('segments_') and 'descendants' not in k)

@@ -9,6 +9,7 @@ balanced segment CSVs, the class index, the ontology and the ten clips. Run from
 import argparse
 import hashlib
 import pathlib
+import re
 import shutil
 
 EVERY = 14
@@ -45,6 +46,13 @@ def main() -> None:
         if d.suffix != '.tfrecord':
             digest = hashlib.sha256(d.read_bytes()).hexdigest()
             lines.append(f'| {d.relative_to(dest)} | {d.stat().st_size} | {digest} |')
+    # The clips are named <YTID>.mp3; their segments are listed in the source's SOURCES.md table.
+    segments = re.findall(r'^\| audio/bal_train/(\S+)\.mp3 \| \d+ \| [\d.]+ s \| (\d+)-(\d+) \|',
+                          (src / 'SOURCES.md').read_text(), re.M)
+    manifest = dest / 'audio' / 'bal_train' / 'manifest.csv'
+    manifest.write_text('path,YTID,start,end\n' + ''.join(f'{y}.mp3,{y},{a},{b}\n' for y, a, b in sorted(segments)))
+    lines.append(f'| {manifest.relative_to(dest)} | {manifest.stat().st_size} | '
+                 f'{hashlib.sha256(manifest.read_bytes()).hexdigest()} |')
     n_shards = sum(1 for _, d in copied if d.suffix == '.tfrecord')
     (dest / 'SOURCES.md').write_text(
         '# Bundled sample: where it comes from\n\n'
@@ -58,7 +66,8 @@ def main() -> None:
         '  their own label indices, and the manifest says so.\n'
         '- `ontology.json`, `class_labels_indices.csv`: the released ontology and class index.\n'
         '- `audio/bal_train/`: ten real bal_train clips (MP3, 44.1 kHz stereo, re-encoded by a downloader)\n'
-        '  whose released embeddings are in `features/bal_train/`.\n\n' + '\n'.join(lines) + '\n')
+        '  whose released embeddings are in `features/bal_train/`; `manifest.csv` (made by the script from the\n'
+        '  source\'s SOURCES.md) gives each clip\'s segment, for `--audio_manifest`.\n\n' + '\n'.join(lines) + '\n')
     print(f'copied {len(copied)} files ({n_shards} shards) to {dest}')
 
 

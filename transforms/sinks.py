@@ -18,6 +18,7 @@ from transforms.write import WrittenFile
 log = logging.getLogger(__name__)
 
 RECORD_STAGES = ('read-shard', 'parse-record', 'label-record')
+AUDIO_STAGES = ('discover-audio', 'embed-audio', 'label-audio')
 _DL_ORDER = ['stage', 'source', 'line_number', 'record_index', 'byte_offset', 'reason']
 
 
@@ -37,6 +38,8 @@ class _WriteDeadLettersFn(beam.DoFn):
             stats.bump(st, 'dead_letters', f'{r["stage"]}/{r["reason"]}', 1)
             if r['stage'] in RECORD_STAGES:
                 stats.bump(st, 'splits', r['split'] or 'unknown', 'dead_letters', 1)
+            elif r['stage'] in AUDIO_STAGES:
+                stats.bump(st, 'audio', 'dead_letters', 1)
         yield beam.pvalue.TaggedOutput('stats', st)
 
 
@@ -195,6 +198,21 @@ def verify_and_summarize(run_stats: dict, files: list[WrittenFile], output_dir: 
                             f'or clip rows {clip_rows.get(split, 0)} != segment-label pairs {expected_rows}')
         if records_in and dead / records_in > max_bad_fraction:
             bad.append(f'{split}: {dead} of {records_in} records rejected ({dead / records_in:.1%})')
+    positive = run_stats.get('positive', {})
+    for split in sorted(set(positive) | set(clip_rows)):
+        expected_rows = sum(positive.get(split, {}).values())
+        if clip_rows.get(split, 0) != expected_rows:
+            problems.append(f'{split}: clip rows {clip_rows.get(split, 0)} != segment-label pairs {expected_rows}')
+    audio = run_stats.get('audio')
+    if audio is not None:
+        files_in, dead = audio.get('files_in', 0), audio.get('dead_letters', 0)
+        out = sum(c.get('segments_out', 0) for c in run_stats.get('computed', {}).values())
+        audio['segments_out'] = out
+        audio['adds_up'] = files_in == out + dead
+        if not audio['adds_up']:
+            problems.append(f'audio: files in {files_in} != clips out {out} + dead letters {dead}')
+        if files_in and dead / files_in > max_bad_fraction:
+            bad.append(f'audio: {dead} of {files_in} files rejected ({dead / files_in:.1%})')
     for split, c in sorted(run_stats.get('csv', {}).items()):
         if c.get('rows_in') and c.get('rows_rejected', 0) / c['rows_in'] > max_bad_fraction:
             bad.append(f'{c["file"]}: {c["rows_rejected"]} of {c["rows_in"]} lines rejected')
@@ -213,6 +231,7 @@ def verify_and_summarize(run_stats: dict, files: list[WrittenFile], output_dir: 
         'splits': {k: {**v, **accounting.get(k, {}), 'partitions': len(partitions.get(k, {}))}
                    for k, v in splits.items()},
         'csv': run_stats.get('csv', {}),
+        'audio': {**(audio or {}), 'computed_by_split': run_stats.get('computed', {})} if audio is not None else None,
         'dead_letters': {'total': run_stats.get('dead_letter_total', 0),
                          'by_stage_and_reason': run_stats.get('dead_letters', {}), 'path': dead_path},
         'label_disagreement_examples': run_stats.get('label_disagreements', []),
@@ -223,11 +242,11 @@ def verify_and_summarize(run_stats: dict, files: list[WrittenFile], output_dir: 
 
 
 def remove_stale(output_dir: str, files: list[WrittenFile]) -> list[str]:
-    """Deletes part files under clips/ and missing_features/ that this run did not write (a rerun
-    replaces, never duplicates)."""
+    """Deletes part files under clips/, missing_features/ and computed_embeddings/ that this run did not
+    write (a rerun replaces, never duplicates)."""
     keep = {f.path for f in files}
     stale = []
-    for sub in (layout.CLIPS_DIR, layout.MISSING_FEATURES_DIR):
+    for sub in (layout.CLIPS_DIR, layout.MISSING_FEATURES_DIR, layout.COMPUTED_DIR):
         stale += [p for p, _ in fileio.list_files(layout.join(output_dir, sub))
                   if layout.is_part_file(p) and p not in keep]
     fileio.delete(stale)

@@ -10,6 +10,9 @@ READ_SHARD = 'read-shard'
 PARSE_RECORD = 'parse-record'
 LABEL_RECORD = 'label-record'
 PARSE_CSV = 'parse-csv'
+DISCOVER_AUDIO = 'discover-audio'
+EMBED_AUDIO = 'embed-audio'
+LABEL_AUDIO = 'label-audio'
 
 
 def dead_letter(stage: str, reason: str, source: str, error: str, **fields) -> dict:

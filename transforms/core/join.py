@@ -12,7 +12,8 @@ import pyarrow.compute as pc
 from transforms.core import deadletter, stats
 from transforms.core.layout import segment_id
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import (CLIPS, FRAME_TYPE, LABELS_FROM_CSV, LABELS_FROM_SHARD, SOURCE_RELEASED)
+from transforms.core.schema import (CLIPS, FRAME_TYPE, LABELS_FROM_CSV, LABELS_FROM_SHARD, LABELS_NONE,
+                                    SOURCE_COMPUTED, SOURCE_RELEASED, UNLABELLED)
 from transforms.core.segments_csv import SegmentIndex
 from transforms.core.sequence_example import Records
 
@@ -34,15 +35,27 @@ def embedding_array(frame_offsets: np.ndarray, frames: np.ndarray) -> pa.ListArr
     return pa.ListArray.from_arrays(pa.array(frame_offsets.astype(np.int32)), values)
 
 
+@dataclasses.dataclass(frozen=True)
+class Computed:
+    """Provenance of embeddings this project computed from audio (as opposed to Google's shards)."""
+    model_fingerprint: str
+    audio_sha256: Sequence[str]     # per input position
+    keep_unlabelled: bool = False   # keep clips with no CSV row, labels [] (partition 'unlabelled')
+
+
 def label_records(records: Records, split: str, sources: Sequence[str], source_index: np.ndarray,
-                  record_index: np.ndarray, vocab: Vocabulary, index: SegmentIndex | None) -> Labelled:
+                  record_index: np.ndarray, vocab: Vocabulary, index: SegmentIndex | None,
+                  computed: Computed | None = None) -> Labelled:
     """Labels records of one split.
 
     ``sources[source_index[p]]`` and ``record_index[p]`` name the shard and record of input position p
     (``records.position``). Labels come from the CSV row with the same (video_id, start ms) when there is
     one, else from the record's label indices. Dead-lettered: an out-of-range label index, a segment
     seen twice, a segment with no labels. Guarantee: ``len(segments) + len(dead_letters) == len(records)``.
+    With ``computed``, the records are embeddings of audio files: rows say so, stats go under 'computed'
+    and dead letters have stage 'label-audio'.
     """
+    stats_root = 'computed' if computed else 'splits'
     n = len(records)
     class_mids = vocab.class_index.mids
     n_classes = len(class_mids)
@@ -76,9 +89,9 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
     def reject(i: int, reason: str, error: str) -> None:
         pos = int(records.position[i])
         bad.append(deadletter.dead_letter(
-            deadletter.LABEL_RECORD, reason, sources[source_index[pos]], error,
-            record_index=int(record_index[pos]), split=split, video_id=records.video_id[i],
-            start_time_seconds=starts_ms[i] / 1000.0))
+            deadletter.LABEL_AUDIO if computed else deadletter.LABEL_RECORD, reason, sources[source_index[pos]],
+            error, record_index=None if computed else int(record_index[pos]), split=split,
+            video_id=records.video_id[i], start_time_seconds=starts_ms[i] / 1000.0))
 
     for i, vid in enumerate(records.video_id):
         lo, hi = offsets[i], offsets[i + 1]
@@ -94,7 +107,9 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
         row = rows_of[i]
         if row >= 0:
             labels = tuple(csv_labels[row])
-            if frozenset(labels) == frozenset(shard_labels):
+            if computed:
+                pass  # audio has no labels of its own to compare with
+            elif frozenset(labels) == frozenset(shard_labels):
                 agree += 1
             else:
                 disagree += 1
@@ -106,13 +121,14 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
             out_end.append(csv_end[row])
             out_label_source.append(LABELS_FROM_CSV)
         else:
-            if not shard_labels:
-                reject(i, 'no-labels', 'the record has no label indices and no segments CSV row')
+            if not shard_labels and not (computed and computed.keep_unlabelled):
+                reject(i, 'no-labels', 'no segments CSV row for this segment' if computed else
+                       'the record has no label indices and no segments CSV row')
                 continue
             labels = shard_labels
             out_start.append(key[1] / 1000.0)
             out_end.append(end_times[i])
-            out_label_source.append(LABELS_FROM_SHARD)
+            out_label_source.append(LABELS_FROM_SHARD if labels else LABELS_NONE)
         seen.add(key)
         keep[i] = True
         out_labels.append(labels)
@@ -135,15 +151,19 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
         'label_source': pa.array(out_label_source, pa.string()),
         'num_frames': pa.array(kept.num_frames.astype(np.int32)),
         'embedding': embedding_array(kept.frame_offsets, kept.frames),
-        'embedding_source': pa.array([SOURCE_RELEASED] * len(kept), pa.string()),
-        'model_fingerprint': pa.nulls(len(kept), pa.string()),
+        'embedding_source': pa.array([SOURCE_COMPUTED if computed else SOURCE_RELEASED] * len(kept), pa.string()),
+        'model_fingerprint': (pa.array([computed.model_fingerprint] * len(kept), pa.string()) if computed
+                              else pa.nulls(len(kept), pa.string())),
+        'audio_sha256': (pa.array([computed.audio_sha256[p] for p in kept_pos.tolist()], pa.string())
+                         if computed else pa.nulls(len(kept), pa.string())),
         'source_file': pa.array([sources[j] for j in source_index[kept_pos]], pa.string()),
-        'source_record': pa.array(record_index[kept_pos].astype(np.int64)),
+        'source_record': (pa.nulls(len(kept), pa.int64()) if computed
+                          else pa.array(record_index[kept_pos].astype(np.int64))),
     }, schema=SEGMENT_SCHEMA)
-    if index is not None:
-        stats.bump(st, 'splits', split, 'labels_agree', agree)
-        stats.bump(st, 'splits', split, 'labels_disagree', disagree)
-    segment_stats(st, split, labels_array, expanded_array, out_label_source, kept.num_frames)
+    if index is not None and not computed:
+        stats.bump(st, stats_root, split, 'labels_agree', agree)
+        stats.bump(st, stats_root, split, 'labels_disagree', disagree)
+    segment_stats(st, split, labels_array, expanded_array, out_label_source, kept.num_frames, stats_root)
     return Labelled(segments, bad, st)
 
 
@@ -161,13 +181,20 @@ class _Names:
 
 
 def segment_stats(st: dict, split: str, labels: pa.ListArray, expanded: pa.ListArray, label_source: list[str],
-                  num_frames: np.ndarray) -> None:
-    """Per-split counts of segments, label sources, frames and classes (direct and with ancestors)."""
-    stats.bump(st, 'splits', split, 'segments_out', len(labels))
+                  num_frames: np.ndarray, root: str = 'splits') -> None:
+    """Per-split counts of segments, label sources, frames and classes (direct and with ancestors).
+
+    ``positive`` counts segment-label pairs of both sources (a clip without labels counts once, under
+    ``unlabelled``): the number of clips rows the split must get.
+    """
+    stats.bump(st, root, split, 'segments_out', len(labels))
     for src, c in collections.Counter(label_source).items():
-        stats.bump(st, 'splits', split, 'label_source', src, c)
+        stats.bump(st, root, split, 'label_source', src, c)
     for k, c in zip(*np.unique(np.asarray(num_frames), return_counts=True)):
-        stats.bump(st, 'splits', split, 'num_frames', str(int(k)), int(c))
+        stats.bump(st, root, split, 'num_frames', str(int(k)), int(c))
+    unlabelled = int((pc.list_value_length(labels).to_numpy(zero_copy_only=False) == 0).sum()) if len(labels) else 0
+    if unlabelled:
+        stats.bump(st, 'positive', split, UNLABELLED, unlabelled)
     for name, mids in (('positive', labels), ('with_ancestors', expanded)):
         counts = pc.value_counts(pc.list_flatten(mids))
         target = st.setdefault(name, {}).setdefault(split, {})

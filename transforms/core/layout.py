@@ -17,6 +17,7 @@ CLIPS_DIR = 'clips'
 DEAD_LETTERS_DIR = 'dead_letters'
 MISSING_FEATURES_DIR = 'missing_features'
 CLASSES_FILE = 'classes.parquet'
+COMPUTED_DIR = 'computed_embeddings'
 MANIFEST_FILE = 'manifest.json'
 SPILL_DIR = '_spill'
 
@@ -60,3 +61,23 @@ def start_ms(seconds: float) -> int:
 def segment_id(video_id: str, start_milliseconds: int) -> str:
     """AudioSet Strong's segment id, ``<YTID>_<start_ms>`` (split it on the last '_')."""
     return f'{video_id}_{start_milliseconds}'
+
+
+_CLIP_NAME = re.compile(r'^(?P<ytid>.+)_(?P<start>\d+(?:\.\d+)?)_(?P<end>\d+(?:\.\d+)?)(?:\.[A-Za-z0-9]+)?$')
+
+
+def parse_clip_name(name: str) -> tuple[str, float, float]:
+    """``<YTID>_<start>_<end>.<ext>`` (start/end in seconds, integer or decimal) -> (YTID, start, end).
+
+    Parsed from the right, since YouTube ids contain '_' and may start with '-':
+
+    >>> parse_clip_name('gs://b/audio/-a_b_c-d_e_30.000_40.000.flac')
+    ('-a_b_c-d_e', 30.0, 40.0)
+    """
+    m = _CLIP_NAME.match(name.rsplit('/', 1)[-1])
+    if not m:
+        raise ValueError(f'{name}: expected <YTID>_<start>_<end>.<ext>, e.g. --4gqARaEJE_30.000_40.000.flac')
+    start, end = float(m.group('start')), float(m.group('end'))
+    if not end > start:
+        raise ValueError(f'{name}: end {end} is not after start {start}')
+    return m.group('ytid'), start, end

@@ -7,18 +7,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.core.schema import CLIPS
+from transforms.core.schema import CLIPS, UNLABELLED
 
 
 def explode_by_label(segments: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     """Yields (label MID, rows of the clips schema), labels in sorted order, rows in input order.
 
     A segment with k labels appears in k partitions; ``is_primary`` is true in the partition of its first
-    label only, so filtering on it reads every segment exactly once.
+    label only, so filtering on it reads every segment exactly once. Segments without labels (unlabelled
+    computed clips) go to the partition ``unlabelled``.
     """
     if segments.num_rows == 0:
         return
     labels = segments['labels'].combine_chunks()
+    empty = pc.equal(pc.list_value_length(labels), 0)
+    if pc.any(empty).as_py():
+        unlabelled = segments.filter(empty)
+        yield from sorted([(UNLABELLED, unlabelled.add_column(
+            CLIPS.names.index('is_primary'), 'is_primary', pa.array([True] * unlabelled.num_rows)))]
+            + list(explode_by_label(segments.filter(pc.invert(empty)))), key=lambda kv: kv[0])
+        return
     parent = pc.list_parent_indices(labels).to_numpy()
     flat = pc.list_flatten(labels)
     offsets = labels.offsets.to_numpy()

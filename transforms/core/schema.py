@@ -14,6 +14,7 @@ SOURCE_COMPUTED = 'computed'
 # Values of the ``label_source`` column.
 LABELS_FROM_CSV = 'csv'
 LABELS_FROM_SHARD = 'shard'
+LABELS_NONE = 'none'  # a computed clip kept without labels (--keep_unlabelled)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,16 +63,30 @@ CLIPS = Table('clips', (
     Column('labels_with_ancestors', _STR_LIST,
            '`labels` then every ontology ancestor not already listed, in ontology order'),
     Column('labels_with_ancestors_names', _STR_LIST, 'display names of `labels_with_ancestors`'),
-    Column('label_source', pa.string(), '"csv" (segments CSV) or "shard" (the record\'s own label indices)'),
+    Column('label_source', pa.string(), '"csv" (segments CSV), "shard" (the record\'s own label indices) or '
+                                        '"none" (an unlabelled computed clip)'),
     Column('is_primary', pa.bool_(), 'true in exactly one row per segment and source: the partition of its '
                                      'first label. Filter on it to read each segment once'),
     Column('num_frames', pa.int32(), 'number of 1 s embedding frames (1..10)'),
     Column('embedding', pa.list_(FRAME_TYPE), 'frames in order; each 128 uint8 quantized VGGish PCA values'),
     Column('embedding_source', pa.string(), '"released" (Google\'s shards) or "computed" (this project)'),
     Column('model_fingerprint', pa.string(), 'sha256 of the VGGish weights + PCA for computed rows', True),
+    Column('audio_sha256', pa.string(), 'sha256 of the audio file bytes, for computed rows', True),
     Column('source_file', pa.string(), 'the shard or audio file the embedding came from'),
-    Column('source_record', pa.int64(), 'record index within the shard (0-based)', True),
+    Column('source_record', pa.int64(), 'record index within the shard (0-based); null for audio', True),
 ), partition_by=(SPLIT, LABEL))
+
+# Split and label partition of computed clips kept without a segments CSV row (--keep_unlabelled).
+UNLABELLED = 'unlabelled'
+
+COMPUTED_EMBEDDINGS = Table('computed_embeddings', (
+    Column('segment_id', pa.string(), '<video_id>_<start_ms>'),
+    Column('audio_sha256', pa.string(), 'sha256 of the audio file bytes'),
+    Column('model_fingerprint', pa.string(), 'sha256 of the VGGish weights + PCA'),
+    Column('source_file', pa.string(), 'the audio file'),
+    Column('end_time_seconds', pa.float64(), 'segment end from the file name or manifest'),
+    Column('embedding', pa.list_(FRAME_TYPE), 'quantized frames, as in clips'),
+))
 
 DEAD_LETTERS = Table('dead_letters', (
     Column('stage', pa.string(), 'pipeline stage that rejected the input, e.g. read-shard, parse-record'),
