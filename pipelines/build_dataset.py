@@ -7,10 +7,11 @@
 
 Graph (every failure branches to one dead-letter sink):
 
-    shard groups -> ReadShards -> LabelSegments -> WriteClips ----------------------+
-    segment CSVs -> ReadSegmentCsvs --^        \\-> keys -> WriteMissingFeatures ----+-> WriteManifest
-                    dead letters (all stages) -> WriteDeadLetters ------------------+
-                    stats (all stages) -> MergeStats -> WriteClassTable ------------+
+    shard groups -> ReadShards -> LabelSegments ---------+-> WriteClips -------------+
+    audio files  -> EmbedAudio (RunInference) -----------+                           |
+    segment CSVs -> ReadSegmentCsvs (joins both) -> keys -> WriteMissingFeatures ----+-> WriteManifest
+                    dead letters (all stages) -> WriteDeadLetters -------------------+   (-> latest.json)
+                    stats (all stages) -> MergeStats -> WriteClassTable -------------+
 """
 from __future__ import annotations
 
