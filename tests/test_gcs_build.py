@@ -40,3 +40,43 @@ def test_build_from_and_to_gcs(gcs, tmp_path):
     missing = pq.read_table(io.BytesIO(bucket.blob('parquet/missing_features/split=eval/part-00000.parquet')
                                        .download_as_bytes()))
     assert missing.num_rows == manifest['csv']['eval']['rows_missing_features']
+
+
+def test_rebuild_with_audio_and_weights_on_gcs(gcs, tmp_path):
+    import shutil
+
+    import pyarrow as pa
+
+    from tests.fixtures import SAMPLE
+    from transforms.core.vggish import fingerprint, write_random_weights
+    local = copy_sample(tmp_path / 'in', splits=('bal_train',), shards_per_split=0)
+    (local / 'features' / 'bal_train').mkdir(parents=True, exist_ok=True)
+    (local / 'audio').mkdir()
+    for clip in sorted((SAMPLE / 'audio' / 'bal_train').glob('*.mp3'))[:3]:
+        shard = SAMPLE / 'features' / 'bal_train' / f'{clip.name[:2]}.tfrecord'
+        shutil.copyfile(shard, local / 'features' / 'bal_train' / shard.name)
+        shutil.copyfile(clip, local / 'audio' / f'{clip.stem}_{_segment_of(clip.stem)}.mp3')
+    weights = write_random_weights(str(local / 'weights'), seed=3)
+    root = upload_tree(gcs, 'audioset', local, 'rebuild-in')
+    args = [a.replace(str(local), root) for a in build_args(local, tmp_path / 'unused')]
+    args[args.index('--output_dir'):args.index('--output_dir') + 2] = ['--output_root', 'gs://audioset/rebuilt']
+    args += ['--audio', f'{root}/audio', '--vggish_checkpoint', f'{root}/weights/vggish_model.ckpt',
+             '--vggish_pca_params', f'{root}/weights/vggish_pca_params.npz']
+    first = build_dataset.run(args + ['--run_id', 'a'])
+    second = build_dataset.run(args + ['--run_id', 'b'])
+    assert first['audio']['embedded'] == 3 and second['audio']['reused'] == 3
+    latest = json.loads(gcs.bucket('audioset').blob('rebuilt/latest.json').download_as_bytes())
+    assert latest['run_id'] == 'b' and latest['run_dir'] == 'gs://audioset/rebuilt/runs/b'
+    cache = pq.read_table(pa.BufferReader(gcs.bucket('audioset').blob(
+        'rebuilt/runs/b/computed_embeddings/part-00000.parquet').download_as_bytes()))
+    assert set(cache['model_fingerprint'].to_pylist()) == {fingerprint(weights.checkpoint, weights.pca_params)}
+    assert cache.num_rows == 3
+
+
+def _segment_of(ytid: str) -> str:
+    from tests.fixtures import SAMPLE
+    for line in (SAMPLE / 'audio' / 'bal_train' / 'manifest.csv').read_text().splitlines()[1:]:
+        _, vid, start, end = line.split(',')
+        if vid == ytid:
+            return f'{start}_{end}'
+    raise KeyError(ytid)
