@@ -33,10 +33,12 @@ def make_clip(segment: Segment, options: fetch.FetchOptions, ffmpeg: str, workdi
 
     ``whole``: always download the whole stream with yt-dlp, never let ffmpeg read the segment remotely.
     """
-    wav = os.path.join(workdir, 'cut.wav')
-    flac = os.path.join(workdir, 'clip.flac')
+    # No audio extension on anything temporary: a reader globbing the folder for audio (the embedding
+    # stage does) must never pick up a partial file. ffmpeg is told every format explicitly.
+    wav = os.path.join(workdir, 'cut.wav.part')
+    flac = os.path.join(workdir, 'clip.flac.part')
     ffmpeg_timeout = max(120.0, 10 * options.timeout_s)
-    with fetch.YtDlp(options, workdir) as ytdlp:
+    with fetch.YtDlp(options, workdir, ffmpeg) as ytdlp:
         info = ytdlp.resolve(fetch.video_url(options.url_template, segment.ytid))
         ext = (fetch.selected_format(info).get('ext') or '').lower()
         mode, note = None, ''

@@ -84,7 +84,7 @@ def to_fetch_error(exc: BaseException) -> outcome.FetchError:
 class YtDlp:
     """One attempt's yt-dlp session, working in ``workdir`` (a private temporary folder)."""
 
-    def __init__(self, options: FetchOptions, workdir: str):
+    def __init__(self, options: FetchOptions, workdir: str, ffmpeg: str | None = None):
         import yt_dlp  # heavy; loaded by the worker that needs it, never at import
         self._yt_dlp = yt_dlp
         cookies = None
@@ -108,12 +108,14 @@ class YtDlp:
             'cookiefile': cookies,
             'proxy': options.proxy,
             'paths': {'home': workdir, 'temp': workdir},
-            'outtmpl': {'default': 'source.%(ext)s'},
+            'outtmpl': {'default': 'source.%(ext)s.part'},  # not an audio extension, see clip.py
             'overwrites': True,
             'continuedl': False,
+            # For yt-dlp's own fix-ups (e.g. of HLS downloads), the same ffmpeg as ours, PATH or not.
+            'ffmpeg_location': ffmpeg,
         })
 
-    def __enter__(self) -> 'YtDlp':
+    def __enter__(self) -> YtDlp:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -152,13 +154,14 @@ def selected_format(info: dict) -> dict:
 
 def section_readable(info: dict, proxy: str | None) -> bool:
     """Whether ffmpeg can read the selected stream itself and seek in it: one plain HTTP(S) file (not
-    HLS/DASH fragments, not a live stream, not a video+audio pair), and no SOCKS proxy (ffmpeg has none)."""
+    HLS/DASH fragments, not a live stream, not a video+audio pair), and no proxy ffmpeg would bypass
+    (it speaks only to http:// proxies)."""
     fmt = selected_format(info)
     if info.get('requested_formats') and len(info['requested_formats']) > 1:
         return False
     if fmt.get('protocol') not in ('http', 'https') or fmt.get('fragments') or info.get('is_live'):
         return False
-    return not (proxy and proxy.lower().startswith('socks'))
+    return not proxy or '://' not in proxy or proxy.lower().startswith('http://')
 
 
 def stream_headers(ytdlp: YtDlp, info: dict) -> dict[str, str]:

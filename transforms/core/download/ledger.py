@@ -33,7 +33,7 @@ FIELDS = (
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='milliseconds')
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec='milliseconds')
 
 
 def record(**fields) -> dict:
@@ -79,6 +79,10 @@ def merge(*ledgers: bytes) -> bytes:
     return b''.join(line + b'\n' for _, _, line in sorted(rows))
 
 
+class LedgerLocked(RuntimeError):
+    """Another run holds the ledger."""
+
+
 class Ledger:
     """An open ledger: ``latest`` holds each segment's last line; ``append`` is thread-safe and durable."""
 
@@ -89,7 +93,7 @@ class Ledger:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._fd)
-            raise RuntimeError(f'{path}: another download run holds this ledger; one run per folder') from None
+            raise LedgerLocked(f'{path}: another download run holds this ledger; one run per folder') from None
         with open(path, 'rb') as f:
             data = f.read()
         self.latest, self.bad_lines = parse_lines(data)
@@ -111,7 +115,7 @@ class Ledger:
             os.close(self._fd)  # also releases the lock
             self._fd = -1
 
-    def __enter__(self) -> 'Ledger':
+    def __enter__(self) -> Ledger:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -110,10 +110,13 @@ def run_ffmpeg(cmd: list[str], timeout_s: float, env: dict | None = None) -> Non
 
 
 def audio_channels(path: str) -> int:
-    with av.open(path) as container:
-        if not container.streams.audio:
-            raise outcome.FetchError(outcome.ERROR, 'the cut has no audio stream')
-        return container.streams.audio[0].codec_context.channels
+    try:
+        with av.open(path) as container:
+            if container.streams.audio:
+                return container.streams.audio[0].codec_context.channels
+    except av.FFmpegError as e:
+        raise outcome.FetchError(outcome.ERROR, f'the cut does not open: {e}') from None
+    raise outcome.FetchError(outcome.ERROR, 'the cut has no audio stream')
 
 
 @dataclasses.dataclass(frozen=True)

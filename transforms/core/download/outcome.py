@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 OK = 'ok'
-UNAVAILABLE = 'unavailable'    # unavailable, age-gated, live/premiere, no formats
+UNAVAILABLE = 'unavailable'    # unavailable, age-gated, live/premiere, DRM
 PRIVATE = 'private'            # private or members-only
 REMOVED = 'removed'            # removed by the uploader or YouTube, terminated account, HTTP 404/410
 GEO = 'geo'                    # not available in the country the request came from
@@ -48,10 +48,12 @@ _RULES: tuple[tuple[str, re.Pattern], ...] = tuple((status, re.compile(pattern, 
               r"copyright grounds|violating youtube|HTTP Error (404|410)\b|Server returned 404|404 Not Found|"
               r"\b410 Gone"),
     (UNAVAILABLE, r"confirm your age|age.?restricted|inappropriate for some users|video unavailable|"
-                  r"video is (not|no longer) available|is not available|this live event|premieres in|"
-                  r"live stream recording is not available|requested format is not available|"
-                  r"no video formats found|drm protected"),
+                  r"video is (not|no longer) available|video isn.t available|this live event|premieres in|"
+                  r"live stream recording is not available|drm protected"),
 ))
+# Not above, on purpose: "Requested format is not available" and "No video formats found" are what a
+# machine without a JavaScript runtime, or one YouTube is blocking, gets for every video. They stay
+# transient errors, so a misconfigured run cannot mark good videos as permanently gone.
 
 
 def classify(message: str, http_status: int | None = None) -> str:

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from transforms.core.download import clip, ledger, media, outcome, pacing
 from transforms.core.download.fetch import FetchOptions
@@ -127,54 +127,61 @@ class _Run:
                     sample_rate=made_info.sample_rate, num_samples=made_info.num_samples, fetch=mode)
 
     def _adopt(self, segment: Segment, attempts: int) -> bool:
-        """A clip already at its final name (a run died before its ledger line) is verified and kept."""
+        """A clip already at its final name (a run died before its ledger line, or before its upload) is
+        verified and kept."""
         final = os.path.join(self.clip_dir, segment.clip_name)
-        if self.publish or not os.path.exists(final):
+        if not os.path.exists(final):
             return False
         started = ledger.now()
         try:
             info = media.inspect_clip(final)
             media.verify_clip(info, segment.start_ms, segment.end_ms)
+            self._ok(segment, info, attempts, started, 'existing', 'verified clip found at its final name')
         except outcome.FetchError:
-            os.remove(final)  # not ours, or damaged: fetch it again
+            os.remove(final)  # not ours, damaged, or not uploadable now: fetch it again
             return False
-        self._ok(segment, info, attempts, started, 'existing', 'verified clip found at its final name')
         return True
+
+    def _attempt(self, segment: Segment, attempts: int) -> None:
+        """One attempt in a fresh temporary folder, removed afterwards whatever happens."""
+        started = ledger.now()
+        workdir = tempfile.mkdtemp(prefix='attempt-', dir=os.path.join(self.clip_dir, TMP_DIR))
+        try:
+            made = clip.make_clip(segment, self.settings.fetch, self.ffmpeg, workdir,
+                                  os.path.join(self.clip_dir, segment.clip_name), whole=self.settings.whole)
+            self._ok(segment, made.info, attempts, started, made.fetch, made.message)
+        except outcome.FetchError as e:
+            self._write(segment, e.status, e.message, attempts, started)
+            log.debug('%s attempt %d: %s: %s', segment.segment_id, attempts, e.status, e.message)
+            raise
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def process(self, segment: Segment) -> str | None:
         """All attempts at one segment; returns the status it ended in (None if the run stopped first)."""
         s = self.settings
-        prev = self.book.latest.get(segment.segment_id)
-        attempts = (prev or {}).get('attempts') or 0
+        attempts = (self.book.latest.get(segment.segment_id) or {}).get('attempts') or 0
         if self._adopt(segment, attempts):
             return outcome.OK
         status = None
         for i in range(1, s.max_attempts + 1):
             if not self.bucket.acquire():
                 return status
-            started = ledger.now()
             attempts += 1
             with self.lock:
                 self.attempts += 1
-            workdir = tempfile.mkdtemp(prefix='attempt-', dir=os.path.join(self.clip_dir, TMP_DIR))
             try:
-                made = clip.make_clip(segment, s.fetch, self.ffmpeg, workdir,
-                                      os.path.join(self.clip_dir, segment.clip_name), whole=s.whole)
-                self._ok(segment, made.info, attempts, started, made.fetch, made.message)
+                self._attempt(segment, attempts)
                 return outcome.OK
             except outcome.FetchError as e:
                 status = e.status
-                self._write(segment, e.status, e.message, attempts, started)
-                log.debug('%s attempt %d: %s: %s', segment.segment_id, attempts, e.status, e.message)
                 if e.permanent or i == s.max_attempts:
                     return status
                 delay = pacing.backoff_s(i, s.backoff_s, s.backoff_max_s, e.retry_after_s)
                 if e.status == outcome.RATE_LIMITED:
-                    self.bucket.pause(delay)
+                    self.bucket.pause(delay)  # the server asked all of us to slow down
                 if self.stop.wait(delay):
                     return status
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
         return status
 
     def worker(self, todo) -> None:
@@ -219,7 +226,7 @@ def run(segments: list[Segment], clip_dir: str, settings: Settings,
                      len(segments) - len(todo))
             if settings.progress:
                 from tqdm import tqdm
-                state.bar = tqdm(total=len(todo), unit='clip', dynamic_ncols=True)
+                state.bar = tqdm(total=len(todo), unit='clip', dynamic_ncols=True, disable=None)  # off when not a TTY
             iterator = iter(todo)
             threads = [threading.Thread(target=state.worker, args=(iterator,), name=f'download-{i}', daemon=True)
                        for i in range(min(settings.concurrency, len(todo)))]

@@ -138,7 +138,7 @@ def resolve_labels(values: list[str], vocab: Vocabulary, include_descendants: bo
 
 def select(segments: list[Segment], splits: frozenset[str] | None = None, labels: frozenset[str] | None = None,
            limit: int | None = None) -> list[Segment]:
-    """Segments in input order, first row per segment id kept, filtered, at most ``limit``.
+    """Segments in input order that pass the filters, the first row per segment id, at most ``limit``.
 
     The result depends only on the inputs and the filters, so a rerun with the same flags selects the
     same segments (and the ledger tells which of them are done).
@@ -146,13 +146,13 @@ def select(segments: list[Segment], splits: frozenset[str] | None = None, labels
     seen: set[str] = set()
     out = []
     for s in segments:
-        if s.segment_id in seen:
-            continue
-        seen.add(s.segment_id)
         if splits is not None and s.split not in splits:
             continue
         if labels is not None and labels.isdisjoint(s.labels):
             continue
+        if s.segment_id in seen:  # one clip per segment id, whichever split or CSV lists it
+            continue
+        seen.add(s.segment_id)
         out.append(s)
         if limit is not None and len(out) >= limit:
             break
