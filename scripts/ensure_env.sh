@@ -14,6 +14,11 @@ stamp="$venv/.installed.$tag.$(cat "$root/requirements.txt" "$root/$reqs" | sha2
 if [ ! -f "$stamp" ]; then
   echo "Setting up $venv (first run: a few minutes for TensorFlow and Beam)..." >&2
   [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+  # An environment made before the switch to the `tensorflow` distribution (tfx-bsl needs it) has
+  # tensorflow-cpu, whose files overlap: remove it first so the two never shadow each other.
+  if "$venv/bin/python" -m pip show -q tensorflow-cpu >/dev/null 2>&1; then
+    "$venv/bin/python" -m pip uninstall -q -y tensorflow-cpu >&2
+  fi
   # (grep drops pip's noise about optional local package indexes on some machines)
   "$venv/bin/python" -m pip install -q -r "$root/$reqs" 2>&1 | { grep -v '^WARNING: Location' || true; } >&2
   rm -f "$venv"/.installed."$tag".*
