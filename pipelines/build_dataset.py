@@ -24,29 +24,26 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, TestOptions
 
-from pipelines.cli import exit_now
-from pipelines.options import BuildOptions
+from pipelines import cli
+from pipelines.options import BuildOptions, audio_specs, check_flags, help_parser, validate
 from transforms import fileio
+from transforms.check import CheckSegments
 from transforms.core import layout, runs
-from transforms.core.ontology import ClassIndex, Ontology, Vocabulary
+from transforms.core.ontology import Vocabulary
 from transforms.embed import EmbedAudio, EmbedSettings, plan_audio
 from transforms.label import LabelSegments
 from transforms.read import ReadShards, plan_shard_groups
 from transforms.segments import ReadSegmentCsvs
-from transforms.sinks import (MergeStats, Publish, WriteClassTable, WriteDeadLetters, WriteManifest,
-                              WriteMissingFeatures)
+from transforms.sinks import MergeStats, Publish, WriteClassTable, WriteDeadLetters, WriteManifest
 from transforms.write import WriteClips
 
 log = logging.getLogger('pipelines.build_dataset')
 
 
 def load_vocabulary(class_index: str, ontology: str) -> Vocabulary:
-    """Reads and validates the class index and ontology (small; read once, shipped with the graph)."""
-    for path in (class_index, ontology):
-        if not fileio.exists(path):
-            raise FileNotFoundError(f'{path}: no such file')
-    return Vocabulary(ClassIndex.from_csv(fileio.read_bytes(class_index), class_index),
-                      Ontology.from_json(fileio.read_bytes(ontology), ontology))
+    """Reads and validates the class index and ontology (small; read once, shipped with the graph).
+    Raises cli.InputError naming the flag, file and problem."""
+    return cli.load_vocabulary(class_index, ontology, fileio.read_bytes)
 
 
 def find_segment_csvs(segments_dir: str) -> dict[str, str]:
@@ -73,7 +70,8 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
     groups, shard_inputs = plan_shard_groups(opts.features_dir, int(opts.group_mb * (1 << 20))) \
         if opts.features_dir else ([], {})
     csvs = find_segment_csvs(opts.segments_dir)
-    audio_specs = [a for a in (opts.audio or '').split(',') if a.strip()]
+    audio_specs = [a.strip() for spec in ([opts.audio] if isinstance(opts.audio, str) else opts.audio or [])
+                   for a in spec.split(',') if a.strip()]
     audio_items, audio_dead = plan_audio(audio_specs, opts.audio_manifest) \
         if audio_specs or opts.audio_manifest else ([], [])
     if not groups and not (audio_items or audio_dead):
@@ -101,8 +99,9 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
                                        'vggish_pca_params': opts.vggish_pca_params or 'official',
                                        'model_fingerprint': settings.fingerprint,
                                        'reused_from': settings.reuse_from}
+    spill_dir = layout.join(out, layout.SPILL_DIR)
     csv_out = (p | 'ListSegmentCsvs' >> beam.Create(sorted(csvs.items()))
-                 | 'ReadSegmentCsvs' >> ReadSegmentCsvs(vocab))
+                 | 'ReadSegmentCsvs' >> ReadSegmentCsvs(vocab, spill_dir))
     read = (p | 'ListShardGroups' >> beam.Create(groups)
               | 'ReadShards' >> ReadShards())
     labelled = read['records'] | 'LabelSegments' >> LabelSegments(vocab, csv_out['index'])
@@ -119,17 +118,17 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
         stat_parts += [embed['stats'],
                        p | 'AudioCount' >> beam.Create([{'audio': {'files_in': len(audio_items) + len(audio_dead)}}])]
         written.append(embed['files'])
-    clip_files = (tuple(segments) | 'FlattenSegments' >> beam.Flatten()
-                  | 'WriteClips' >> WriteClips(out, opts.max_rows_per_file, opts.row_group_rows))
-    missing = ((csv_out['index'], tuple(keys) | 'FlattenKeys' >> beam.Flatten())
-               | 'WriteMissingFeatures' >> WriteMissingFeatures(out))
-    dead = (tuple(dead_letters)
+    checked = (tuple(keys) | 'FlattenKeys' >> beam.Flatten()
+               | 'CheckSegments' >> CheckSegments(vocab, csv_out['index'], out))
+    clips = ((tuple(segments) | 'FlattenSegments' >> beam.Flatten(), checked['drops'])
+             | 'WriteClips' >> WriteClips(out, opts.max_rows_per_file, opts.row_group_rows))
+    dead = (tuple(dead_letters + [checked['dead_letters']])
             | 'FlattenDeadLetters' >> beam.Flatten()
             | 'WriteDeadLetters' >> WriteDeadLetters(out))
-    run_stats = (tuple(stat_parts + [missing['stats'], dead['stats']])
+    run_stats = (tuple(stat_parts + [checked['stats'], clips['stats'], dead['stats']])
                  | 'MergeStats' >> MergeStats())
     class_files = run_stats | 'WriteClassTable' >> WriteClassTable(out, vocab)
-    files = ((clip_files, missing['files'], dead['files'], class_files, *written)
+    files = ((clips['files'], checked['files'], dead['files'], class_files, *written)
              | 'FlattenWrittenFiles' >> beam.Flatten())
     publish = None
     if opts.output_root is not None:
@@ -163,9 +162,11 @@ def _build_flags():
 
 
 def parse(argv: list[str] | None) -> PipelineOptions:
-    """Parses and validates flags; unknown flags are Beam's (runner, project, ...)."""
-    options = PipelineOptions(argv)
+    """Parses and validates flags and inputs, before anything is written or deleted. A flag that neither
+    the build nor Beam knows, or a missing or malformed input, raises cli.UserError naming it."""
+    options = PipelineOptions(check_flags(sys.argv[1:] if argv is None else argv))
     opts = options.view_as(BuildOptions)
+    opts.audio = audio_specs(opts.audio)
     if (opts.output_dir is None) == (opts.output_root is None):
         raise SystemExit('error: give exactly one of --output_dir and --output_root (try --help)')
     if opts.output_root is not None:
@@ -181,6 +182,7 @@ def parse(argv: list[str] | None) -> PipelineOptions:
     if opts.group_mb <= 0 or opts.max_rows_per_file < 1 or opts.row_group_rows < 1 or opts.embed_batch_clips < 1:
         raise SystemExit('error: --group_mb, --max_rows_per_file, --row_group_rows and --embed_batch_clips '
                          'must be positive')
+    validate(options)
     options.view_as(SetupOptions).save_main_session = False
     return options
 
@@ -214,18 +216,23 @@ def validate_only(options: PipelineOptions) -> dict:
     return plan
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-    for noisy in ('apache_beam', 'absl', 'tensorflow'):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    argv = sys.argv[1:]
+def _main(argv: list[str]) -> int:
+    if '-h' in argv or '--help' in argv:
+        help_parser().print_help()
+        return cli.EXIT_OK
+    cli.setup_logging(argv)
     manifest = run(argv)
     if manifest.get('validate_only'):
         print(json.dumps(manifest, indent=2, sort_keys=True))
-        exit_now(0)
+        return cli.EXIT_OK
     from pipelines.summary import format_summary
     print(format_summary(manifest, manifest['options']['output_dir']))
-    exit_now(0)
+    return cli.EXIT_OK
+
+
+def main() -> None:
+    """``python -m pipelines.build_dataset``; exit status as in cli.EXIT_CODES_HELP (--help lists it)."""
+    cli.run_cli(_main)
 
 
 if __name__ == '__main__':

@@ -43,7 +43,7 @@ def test_every_sample_record_is_in_the_output_once(sample_build):
         key = (row['video_id'], round(row['start_time_seconds'] * 1000))
         assert key not in got, f'{key} is primary twice'
         assert row['label'] == row['labels'][0]
-        got[key] = (row['split'], b''.join(row['embedding']))
+        got[key] = (row['split'], row['embedding'])
     folder = {'eval': 'eval', 'balanced_train': 'bal_train', 'unbalanced_train': 'unbal_train'}
     assert {k: (folder[s], e) for k, (s, e) in got.items()} == expected
     assert sum(s['segments_out'] for s in manifest['splits'].values()) == len(expected) == 2790

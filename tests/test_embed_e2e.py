@@ -66,7 +66,7 @@ def test_bundled_clips_are_embedded_labelled_and_match_the_export_cli(weights, i
     assert 0 == embed_audio.run(['--audio', str(CLIPS[0]), '--vggish_checkpoint', files.checkpoint,
                               '--vggish_pca_params', files.pca_params, '--npz_dir', str(npz)])
     exported = np.load(npz / f'{CLIPS[0].stem}.npz')['quantized']
-    got = np.frombuffer(b''.join(computed[CLIPS[0].stem]['embedding']), np.uint8).reshape(-1, 128)
+    got = np.frombuffer(computed[CLIPS[0].stem]['embedding'], np.uint8).reshape(-1, 128)
     assert np.array_equal(got, exported)
 
 

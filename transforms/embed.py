@@ -28,9 +28,10 @@ from transforms.coders import BatchCoder
 from transforms.core import deadletter, layout, stats
 from transforms.core.join import Computed, embedding_array, label_records
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import COMPUTED_EMBEDDINGS, SPLITS, UNLABELLED
+from transforms.core.schema import COMPUTED_EMBEDDINGS, SOURCE_COMPUTED, SPLITS, UNLABELLED
 from transforms.core.sequence_example import Records
-from transforms.label import SegmentBatch
+from transforms.label import SegmentBatch, key_batch
+from transforms.segments import load_index
 from transforms.write import WrittenFile
 
 log = logging.getLogger(__name__)
@@ -223,8 +224,8 @@ class _AssignSplitFn(beam.DoFn):
     def process(self, clip: EmbeddedClip, indexes: dict):
         start = np.array([layout.start_ms(clip.item.start)], np.int64)
         for split in SPLITS:
-            index = indexes.get(split)
-            if index is not None and index.lookup([clip.item.video_id], start)[0][0] >= 0:
+            paths = indexes.get(split)
+            if paths and load_index(*paths).lookup([clip.item.video_id], start)[0][0] >= 0:
                 yield split, clip
                 return
         yield UNLABELLED, clip
@@ -247,16 +248,18 @@ class _LabelComputedFn(beam.DoFn):
             label_offsets=np.zeros(n + 1, np.int64), label_values=np.zeros(0, np.int64),
             frame_offsets=frame_offsets, frames=np.concatenate([c.frames for c in clips]).astype(np.uint8))
         computed = Computed(self.fingerprint, [c.audio_sha256 for c in clips], self.keep_unlabelled)
+        paths = indexes.get(split)
         out = label_records(records, split, [c.item.path for c in clips], np.arange(n), np.full(n, -1),
-                            self.vocab, indexes.get(split), computed)
+                            self.vocab, load_index(*paths) if paths else None, computed, dedupe=True)
         for row in out.dead_letters:
             yield beam.pvalue.TaggedOutput('dead_letters', row)
         st = out.stats
         stats.bump(st, 'audio', 'embedded', sum(1 for c in clips if not c.reused))
         stats.bump(st, 'audio', 'reused', sum(1 for c in clips if c.reused))
         yield beam.pvalue.TaggedOutput('stats', st)
-        yield beam.pvalue.TaggedOutput('keys', (split, out.segments.select(['video_id', 'start_time_seconds'])))
         group = COMPUTED_GROUP_BASE + (SPLITS.index(split) if split in SPLITS else len(SPLITS))
+        yield beam.pvalue.TaggedOutput('keys', key_batch(group, split, SOURCE_COMPUTED, out.segments, out.csv_row,
+                                                         out.agree))
         yield SegmentBatch(group, split, out.segments)
 
 
@@ -283,7 +286,7 @@ def read_previous(run_dir: str | None) -> dict:
     out = {}
     for seg, sha, fp, emb in zip(table['segment_id'].to_pylist(), table['audio_sha256'].to_pylist(),
                                  table['model_fingerprint'].to_pylist(), table['embedding'].to_pylist()):
-        out[(seg, sha, fp)] = np.frombuffer(b''.join(emb), np.uint8).reshape(-1, 128)
+        out[(seg, sha, fp)] = np.frombuffer(emb, np.uint8).reshape(-1, 128)
     log.info('%d computed embeddings available for reuse from %s', len(out), run_dir)
     return out
 
@@ -311,7 +314,7 @@ class EmbedSettings:
 class EmbedAudio(beam.PTransform):
     """PCollection[AudioItem] -> {'segments': SegmentBatch, 'keys', 'files', 'dead_letters', 'stats'}.
 
-    ``segment_indexes`` is the PCollection[(split, SegmentIndex)] of the segment CSVs: a clip is labelled
+    ``segment_indexes`` is the PCollection[(split, (index path, csv path))] of the segment CSVs: a clip is labelled
     from the CSV row of its (YTID, start); without one it is a dead letter ('no-labels') unless
     ``keep_unlabelled``. ``files`` holds the computed-embeddings cache this run wrote.
     """

@@ -1,9 +1,11 @@
 """Byte-level file access through Beam's FileSystems, so local paths and gs:// behave the same."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import secrets
 import shutil
 
 import pyarrow as pa
@@ -81,9 +83,171 @@ def parquet_rows(path: str) -> int:
         return pq.ParquetFile(f).metadata.num_rows
 
 
+def open_spill(path: str):
+    """A spill file for random access by rows: memory-mapped locally (only the pages of the rows taken are
+    read; close it to unmap), a seekable GCS reader elsewhere."""
+    if is_local(path):
+        return pa.memory_map(path, 'r')
+    return pa.PythonFile(FileSystems.open(path, compression_type=_RAW), mode='r')
+
+
 def open_random_access(path: str):
     """A seekable Arrow input for ``path``. Local files are read, not memory-mapped: mapped pages of the
     spill files would count against the workers' resident memory."""
     if is_local(path):
         return pa.OSFile(path, 'r')
     return pa.PythonFile(FileSystems.open(path, compression_type=_RAW), mode='r')
+
+
+# Conditional writes, for what several runs may race on (a run's liveness marker, the latest.json pointer).
+# Beam's FileSystems has no preconditions: gs:// goes through google.cloud.storage's generation numbers,
+# local paths through hard links (exclusive create) and fsync'd renames.
+
+_gcs_client = None
+
+
+def _forget_gcs_client() -> None:
+    global _gcs_client
+    _gcs_client = None
+
+
+os.register_at_fork(after_in_child=_forget_gcs_client)  # a client's connections must not cross a fork
+
+
+def _gcs_blob(path: str):
+    """The google.cloud.storage Blob for a gs:// path (one client per process, made on first use; it
+    honours STORAGE_EMULATOR_HOST and Application Default Credentials as usual)."""
+    global _gcs_client
+    if not path.startswith('gs://') or '/' not in path[5:]:
+        raise ValueError(f'{path}: expected gs://bucket/name')
+    if _gcs_client is None:
+        from google.cloud import storage
+        _gcs_client = storage.Client()
+    bucket, name = path[5:].split('/', 1)
+    return _gcs_client.bucket(bucket).blob(name)
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: str, data: bytes) -> None:
+    with open(path, 'wb') as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _tmp_name(path: str) -> str:
+    return f'{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp'
+
+
+def create_exclusive(path: str, data: bytes) -> bool:
+    """Creates ``path`` holding ``data`` unless it exists; of several concurrent creators exactly one gets
+    True. The file appears whole (locally it is written aside and hard-linked into place; on gs:// the
+    upload carries the precondition "no live generation")."""
+    if not is_local(path):
+        from google.api_core import exceptions
+        blob = _gcs_blob(path)
+        try:
+            blob.upload_from_string(data, content_type='application/json', if_generation_match=0)
+            return True
+        except exceptions.PreconditionFailed:
+            # Lost the race, or a retried upload of ours found its own first attempt: tell by content.
+            try:
+                return blob.download_as_bytes() == data
+            except exceptions.NotFound:
+                return False
+    directory = os.path.dirname(os.path.abspath(path))
+    for _ in range(2):  # a concurrent prune may remove a fresh, still empty folder: make it again once
+        os.makedirs(directory, exist_ok=True)
+        tmp = _tmp_name(path)
+        try:
+            _write_synced(tmp, data)
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except FileNotFoundError:
+            continue
+        except OSError:  # no hard links on this filesystem: O_EXCL (a reader may see it half-written)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, 'wb') as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        _fsync_dir(directory)
+        return True
+    raise FileNotFoundError(f'{directory} vanished twice while creating {path}')
+
+
+def read_generation(path: str) -> tuple[bytes, int] | None:
+    """(bytes, generation) of a gs:// object, read consistently; None when it does not exist."""
+    from google.api_core import exceptions
+    while True:
+        blob = _gcs_blob(path)
+        try:
+            blob.reload()
+            generation = blob.generation  # a download resets it from the response headers
+            return blob.download_as_bytes(if_generation_match=generation), generation
+        except exceptions.NotFound:
+            return None
+        except exceptions.PreconditionFailed:
+            continue  # replaced between the two calls: read the new one
+
+
+def write_if_generation(path: str, data: bytes, generation: int) -> bool:
+    """Writes a gs:// object only if its generation is still ``generation`` (0: only if it does not exist);
+    False when another writer came first."""
+    from google.api_core import exceptions
+    try:
+        _gcs_blob(path).upload_from_string(data, content_type='application/json', if_generation_match=generation)
+        return True
+    except exceptions.PreconditionFailed:
+        return False
+
+
+def delete_if_generation(path: str, generation: int) -> bool:
+    """Deletes a gs:// object only if its generation is still ``generation``."""
+    from google.api_core import exceptions
+    try:
+        _gcs_blob(path).delete(if_generation_match=generation)
+        return True
+    except (exceptions.PreconditionFailed, exceptions.NotFound):
+        return False
+
+
+def replace_durably(path: str, data: bytes) -> None:
+    """Local only: writes ``data`` aside, fsyncs it, renames it over ``path`` and fsyncs the folder, so that
+    after a crash ``path`` holds the old or the new bytes, never neither."""
+    tmp = _tmp_name(path)
+    try:
+        _write_synced(tmp, data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+@contextlib.contextmanager
+def local_lock(path: str):
+    """An exclusive advisory lock (flock) on a local lock file, held for the ``with`` block."""
+    import fcntl
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'a') as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -3,18 +3,26 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
+import time
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
-from transforms.coders import BatchCoder
-from transforms.core import deadletter
+from transforms.coders import BatchCoder, TableBatchCoder
+from transforms.core import deadletter, stats
 from transforms.core.join import label_records
 from transforms.core.ontology import Vocabulary
 from transforms.read import ShardBatch
+from transforms.segments import load_index
 
 log = logging.getLogger(__name__)
+
+# Release shards are named by the first two characters of the ids they hold (``--.tfrecord``).
+_PREFIX_SHARD = re.compile(r'(^|/)(?P<prefix>[A-Za-z0-9_-]{2})\.tfrecord$')
 
 
 @dataclasses.dataclass
@@ -31,36 +39,91 @@ class SegmentBatch:
 
 beam.coders.registry.register_coder(SegmentBatch, BatchCoder)
 
+# Columns of a KeyBatch: what the whole-split checks need, and never the embeddings.
+KEY_COLUMNS = ['segment_id', 'video_id', 'start_time_seconds', 'labels', 'label_source', 'num_frames',
+               'source_file', 'source_record', 'source_offset']
+
+
+@dataclasses.dataclass
+class KeyBatch:
+    """The keys and labels of one SegmentBatch, for the checks over a whole split (uniqueness, counts,
+    missing features, leakage between splits). Rows align with the SegmentBatch's rows."""
+    group_id: int
+    split: str
+    embedding_source: str
+    table: pa.Table  # KEY_COLUMNS + csv_row (int64, -1: none) + agree (int8, see join.AGREE)
+
+    @property
+    def nbytes(self) -> int:
+        return self.table.nbytes
+
+
+class KeyBatchCoder(TableBatchCoder):
+    def __init__(self):
+        super().__init__(KeyBatch)
+
+
+beam.coders.registry.register_coder(KeyBatch, KeyBatchCoder)
+
+
+def key_batch(group_id: int, split: str, source: str, segments: pa.Table, csv_row: np.ndarray,
+              agree: np.ndarray) -> KeyBatch:
+    table = segments.select(KEY_COLUMNS)
+    table = table.append_column('csv_row', pa.array(csv_row, pa.int64()))
+    table = table.append_column('agree', pa.array(agree, pa.int8()))
+    return KeyBatch(group_id, split, source, table)
+
+
+def prefix_mismatches(batch: ShardBatch) -> tuple[int, list]:
+    """Records whose video id does not start with the prefix their release-named shard stands for."""
+    prefixes = [m.group('prefix') if (m := _PREFIX_SHARD.search(p)) else None for p in batch.sources]
+    if not any(prefixes) or not len(batch.records):
+        return 0, []
+    expected = pa.array([prefixes[i] for i in batch.source_index[batch.records.position]], pa.string())
+    ids = pa.array(batch.records.video_id, pa.string())
+    bad = pc.fill_null(pc.not_equal(pc.utf8_slice_codeunits(ids, 0, 2), expected), False).to_numpy(
+        zero_copy_only=False)
+    examples = [{'video_id': batch.records.video_id[i],
+                 'shard': batch.sources[batch.source_index[batch.records.position[i]]]}
+                for i in np.flatnonzero(bad)[:3].tolist()]
+    return int(bad.sum()), examples
+
 
 class _LabelFn(beam.DoFn):
     def __init__(self, vocab: Vocabulary):
         self.vocab = vocab
         self.segments = Metrics.counter(self.__class__, 'segments-labelled')
-        self.from_shard = Metrics.counter(self.__class__, 'labels-from-shard')
         self.rejected = Metrics.counter(self.__class__, 'records-rejected')
 
     def process(self, batch: ShardBatch, indexes: dict):
-        index = indexes.get(batch.split)
+        started = time.perf_counter()
+        paths = indexes.get(batch.split)
+        index = load_index(*paths) if paths else None
         out = label_records(batch.records, batch.split, batch.sources, batch.source_index, batch.record_index,
-                            self.vocab, index)
+                            self.vocab, index, byte_offset=batch.byte_offset)
         self.segments.inc(out.segments.num_rows)
-        self.from_shard.inc(out.stats.get('splits', {}).get(batch.split, {}).get('label_source', {})
-                            .get('shard', 0))
         self.rejected.inc(len(out.dead_letters))
         for i, row in enumerate(out.dead_letters):
             if i < 3:
                 log.warning('dead letter: %s', deadletter.describe(row))
             yield beam.pvalue.TaggedOutput('dead_letters', row)
-        yield beam.pvalue.TaggedOutput('stats', out.stats)
-        yield beam.pvalue.TaggedOutput('keys', (batch.split, out.segments.select(['video_id', 'start_time_seconds'])))
+        st = out.stats
+        mismatched, examples = prefix_mismatches(batch)
+        if mismatched:
+            stats.bump(st, 'splits', batch.split, 'shard_prefix_mismatches', mismatched)
+            st.setdefault('shard_prefix_mismatch_examples', []).extend(examples)
+        stats.bump(st, 'timings', 'join_label', time.perf_counter() - started)
+        yield beam.pvalue.TaggedOutput('stats', st)
+        yield beam.pvalue.TaggedOutput('keys', key_batch(batch.group_id, batch.split, 'released', out.segments,
+                                                         out.csv_row, out.agree))
         yield SegmentBatch(batch.group_id, batch.split, out.segments)
 
 
 class LabelSegments(beam.PTransform):
-    """PCollection[ShardBatch] -> {'segments': SegmentBatch, 'keys': (split, keys table), 'dead_letters', 'stats'}.
+    """PCollection[ShardBatch] -> {'segments': SegmentBatch, 'keys': KeyBatch, 'dead_letters', 'stats'}.
 
-    ``segment_indexes`` is a PCollection[(split, SegmentIndex)]; a split without one is labelled from the
-    records' own label indices (``label_source == 'shard'``).
+    ``segment_indexes`` is a PCollection[(split, (index path, csv path))] from ReadSegmentCsvs; a split
+    without one is labelled from the records' own label indices (``label_source == 'shard'``).
     """
 
     def __init__(self, vocab: Vocabulary, segment_indexes):
@@ -71,7 +134,6 @@ class LabelSegments(beam.PTransform):
     def expand(self, batches):
         out = batches | 'JoinLabels' >> beam.ParDo(
             _LabelFn(self.vocab), beam.pvalue.AsDict(self.segment_indexes)
-        ).with_output_types(SegmentBatch).with_outputs(
-            'dead_letters', 'stats', 'keys', main='segments')
+        ).with_outputs('dead_letters', 'stats', 'keys', main='segments')
         return {'segments': out.segments, 'keys': out.keys, 'dead_letters': out.dead_letters,
                 'stats': out.stats}

@@ -1,26 +1,50 @@
-"""ReadSegmentCsvs: the released segment CSVs to per-split join indexes, bad lines to dead letters."""
+"""ReadSegmentCsvs: the released segment CSVs to per-split join indexes, bad lines to dead letters.
+
+The parsed CSV is not passed through the runner: it is written once as an Arrow IPC file beside the spill,
+and only its path travels (as a side input). Each worker process loads it once (``load_index``), so a
+2M-row CSV costs one read per process, never one pickled copy per bundle.
+"""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import apache_beam as beam
+import pyarrow.ipc as ipc
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms import fileio
-from transforms.core import deadletter, stats
+from transforms.core import deadletter, layout, stats
 from transforms.core.ontology import Vocabulary
 from transforms.core.segments_csv import SegmentIndex, parse_segments_csv
 
 log = logging.getLogger(__name__)
 
+_indexes: dict[str, SegmentIndex] = {}
+_lock = threading.Lock()
+
+
+def load_index(path: str, source: str) -> SegmentIndex:
+    """The SegmentIndex stored at ``path`` (an Arrow IPC file), loaded once per process."""
+    with _lock:
+        index = _indexes.get(path)
+        if index is None:
+            with fileio.open_random_access(path) as f:
+                table = ipc.open_file(f).read_all()
+            index = _indexes[path] = SegmentIndex(table, source)
+        return index
+
 
 class _ParseCsvFn(beam.DoFn):
-    def __init__(self, vocab: Vocabulary):
-        self.vocab = vocab
+    def __init__(self, vocab: Vocabulary, spill_dir: str):
+        self.vocab, self.spill_dir = vocab, spill_dir
         self.rows = Metrics.counter(self.__class__, 'csv-rows')
         self.bad = Metrics.counter(self.__class__, 'csv-rows-rejected')
 
     def process(self, split_and_path: tuple[str, str]):
+        started = time.perf_counter()
         split, path = split_and_path
         parsed = parse_segments_csv(fileio.read_bytes(path), path, split, self.vocab.known_mids)
         self.rows.inc(parsed.lines)
@@ -29,29 +53,36 @@ class _ParseCsvFn(beam.DoFn):
             if i < 3:
                 log.warning('dead letter: %s', deadletter.describe(row))
             yield beam.pvalue.TaggedOutput('dead_letters', row)
+        index_path = layout.join(self.spill_dir, 'csv', f'{split}.arrow')
+        with FileSystems.create(index_path, compression_type='uncompressed') as f:
+            with ipc.new_file(f, parsed.table.schema) as writer:
+                writer.write_table(parsed.table)
         st: dict = {}
         st.setdefault('csv', {}).setdefault(split, {})['file'] = path
         stats.bump(st, 'csv', split, 'rows_in', parsed.lines)
         stats.bump(st, 'csv', split, 'rows_ok', parsed.table.num_rows)
         stats.bump(st, 'csv', split, 'rows_rejected', len(parsed.dead_letters))
+        stats.bump(st, 'csv', split, 'duplicate_labels_removed', parsed.duplicate_labels)
         if parsed.declared_rows is not None:
             stats.bump(st, 'csv', split, 'rows_declared_in_header', parsed.declared_rows)
+        stats.bump(st, 'timings', 'parse_csv', time.perf_counter() - started)
         yield beam.pvalue.TaggedOutput('stats', st)
         log.info('read %s: %d rows, %d rejected', path, parsed.lines, len(parsed.dead_letters))
-        yield split, SegmentIndex(parsed.table, path)
+        yield split, (index_path, path)
 
 
 class ReadSegmentCsvs(beam.PTransform):
-    """PCollection[(split, csv path)] -> {'index': (split, SegmentIndex), 'dead_letters', 'stats'}.
+    """PCollection[(split, csv path)] -> {'index': (split, (index path, csv path)), 'dead_letters', 'stats'}.
 
     A line that cannot be used (see ``parse_segments_csv``) is a dead letter with file and line number.
+    Load an index with ``load_index(*paths)``.
     """
 
-    def __init__(self, vocab: Vocabulary):
+    def __init__(self, vocab: Vocabulary, spill_dir: str):
         super().__init__()
-        self.vocab = vocab
+        self.vocab, self.spill_dir = vocab, spill_dir
 
     def expand(self, csvs):
-        out = csvs | 'ParseCsv' >> beam.ParDo(_ParseCsvFn(self.vocab)).with_outputs(
+        out = csvs | 'ParseCsv' >> beam.ParDo(_ParseCsvFn(self.vocab, self.spill_dir)).with_outputs(
             'dead_letters', 'stats', main='index')
         return {'index': out.index, 'dead_letters': out.dead_letters, 'stats': out.stats}

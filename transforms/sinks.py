@@ -4,20 +4,20 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import time
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from transforms import fileio
 from transforms.core import layout, runs, stats
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import CLASSES, CLIPS, DEAD_LETTERS, MISSING_FEATURES, SPLITS
+from transforms.core.schema import CLASSES, CLIPS, DEAD_LETTERS, SPLITS
 from transforms.write import WrittenFile
 
 log = logging.getLogger(__name__)
 
-RECORD_STAGES = ('read-shard', 'parse-record', 'label-record')
+RECORD_STAGES = ('read-shard', 'parse-record', 'label-record', 'check-segments')
 AUDIO_STAGES = ('discover-audio', 'embed-audio', 'label-audio')
 _DL_ORDER = ['stage', 'source', 'line_number', 'record_index', 'byte_offset', 'reason']
 
@@ -37,7 +37,10 @@ class _WriteDeadLettersFn(beam.DoFn):
         for r in rows:
             stats.bump(st, 'dead_letters', f'{r["stage"]}/{r["reason"]}', 1)
             if r['stage'] in RECORD_STAGES:
-                stats.bump(st, 'splits', r['split'] or 'unknown', 'dead_letters', 1)
+                # Counted in records: a damaged stretch counts as the records it hid (estimated).
+                stats.bump(st, 'splits', r['split'] or 'unknown', 'dead_letters', r['records'])
+                if r['records_estimated']:
+                    stats.bump(st, 'splits', r['split'] or 'unknown', 'dead_letters_estimated', r['records'])
             elif r['stage'] in AUDIO_STAGES:
                 stats.bump(st, 'audio', 'dead_letters', 1)
         yield beam.pvalue.TaggedOutput('stats', st)
@@ -55,60 +58,6 @@ class WriteDeadLetters(beam.PTransform):
                | 'CollectDeadLetters' >> beam.combiners.ToList()
                | 'WriteDeadLetterFile' >> beam.ParDo(_WriteDeadLettersFn(self.output_dir)).with_outputs(
                    'stats', main='files'))
-        return {'files': out.files, 'stats': out.stats}
-
-
-def missing_features(index_table: pa.Table, keys: list[pa.Table], csv_file: str) -> pa.Table:
-    """CSV rows (sorted by line) whose (video_id, start ms) has no embedding among ``keys``."""
-    have = pa.concat_tables(keys) if keys else pa.table({'video_id': pa.array([], pa.string()),
-                                                         'start_time_seconds': pa.array([], pa.float64())})
-
-    def key(vid, start_seconds):
-        ms = pc.cast(pc.round(pc.multiply(start_seconds, 1000.0)), pa.int64())
-        return pc.binary_join_element_wise(vid, pc.cast(ms, pa.string()), '_')
-
-    rows = index_table.sort_by('line_number')
-    segment_ids = key(rows['video_id'], rows['start_time_seconds'])
-    missing = pc.invert(pc.is_in(segment_ids, value_set=key(have['video_id'], have['start_time_seconds'])))
-    rows = rows.append_column('segment_id', segment_ids).filter(missing)
-    return pa.table({
-        'segment_id': rows['segment_id'], 'video_id': rows['video_id'],
-        'start_time_seconds': rows['start_time_seconds'], 'end_time_seconds': rows['end_time_seconds'],
-        'labels': rows['labels'], 'csv_file': pa.array([csv_file] * rows.num_rows, pa.string()),
-        'line_number': rows['line_number']}, schema=MISSING_FEATURES.schema)
-
-
-class _WriteMissingFn(beam.DoFn):
-    def __init__(self, output_dir: str):
-        self.output_dir = output_dir
-
-    def process(self, joined):
-        split, grouped = joined
-        for index in grouped['index']:
-            table = missing_features(index.table, list(grouped['keys']), index.source)
-            directory = layout.join(self.output_dir, layout.MISSING_FEATURES_DIR, layout.hive_segment('split', split))
-            path = layout.part_file(directory, 0)
-            fileio.write_parquet(path, table)
-            yield WrittenFile(MISSING_FEATURES.name, path, table.num_rows, (('split', split),))
-            st: dict = {}
-            stats.bump(st, 'csv', split, 'rows_missing_features', table.num_rows)
-            stats.bump(st, 'csv', split, 'rows_matched', len(index) - table.num_rows)
-            yield beam.pvalue.TaggedOutput('stats', st)
-
-
-class WriteMissingFeatures(beam.PTransform):
-    """(indexes, keys) -> {'files', 'stats'}: per split, the CSV segments with no embedding in this build,
-    i.e. the segments to fetch audio for (``missing_features/split=<split>/part-00000.parquet``)."""
-
-    def __init__(self, output_dir: str):
-        super().__init__()
-        self.output_dir = output_dir
-
-    def expand(self, inputs):
-        indexes, keys = inputs
-        out = ({'index': indexes, 'keys': keys}
-               | 'JoinKeysWithCsv' >> beam.CoGroupByKey()
-               | 'WriteMissing' >> beam.ParDo(_WriteMissingFn(self.output_dir)).with_outputs('stats', main='files'))
         return {'files': out.files, 'stats': out.stats}
 
 
@@ -214,8 +163,16 @@ def verify_and_summarize(run_stats: dict, files: list[WrittenFile], output_dir: 
         if files_in and dead / files_in > max_bad_fraction:
             bad.append(f'audio: {dead} of {files_in} files rejected ({dead / files_in:.1%})')
     for split, c in sorted(run_stats.get('csv', {}).items()):
-        if c.get('rows_in') and c.get('rows_rejected', 0) / c['rows_in'] > max_bad_fraction:
-            bad.append(f'{c["file"]}: {c["rows_rejected"]} of {c["rows_in"]} lines rejected')
+        # The header's num_segs says how many rows the file should have: rows it lacks (a truncated
+        # download) count as rejected, and a file with fewer rows than declared never passes silently.
+        declared = c.get('rows_declared_in_header')
+        c['rows_short_of_header'] = max(0, declared - c.get('rows_in', 0)) if declared is not None else 0
+        expected = max(c.get('rows_in', 0), declared or 0)
+        lost = c.get('rows_rejected', 0) + c['rows_short_of_header']
+        if expected and lost / expected > max_bad_fraction:
+            short = (f', and {c["rows_short_of_header"]} rows fewer than its header declares ({declared}): '
+                     'a truncated file?') if c['rows_short_of_header'] else ''
+            bad.append(f'{c["file"]}: {c.get("rows_rejected", 0)} of {c.get("rows_in", 0)} lines rejected{short}')
     if problems:
         raise BuildFailed('counts do not add up:\n  ' + '\n  '.join(problems))
     if bad:
@@ -235,6 +192,9 @@ def verify_and_summarize(run_stats: dict, files: list[WrittenFile], output_dir: 
         'dead_letters': {'total': run_stats.get('dead_letter_total', 0),
                          'by_stage_and_reason': run_stats.get('dead_letters', {}), 'path': dead_path},
         'label_disagreement_examples': run_stats.get('label_disagreements', []),
+        'leakage': run_stats.get('leakage', {'segments': 0}),
+        'shard_prefix_mismatch_examples': run_stats.get('shard_prefix_mismatch_examples', []),
+        'timings': {k: round(v, 2) for k, v in sorted(run_stats.get('timings', {}).items())},
         'tables': by_table,
         'partition_rows': partitions,
         'files': [{'table': f.table, 'path': f.path, 'rows': f.rows} for f in sorted(files, key=lambda f: f.path)],
@@ -286,9 +246,14 @@ class _FinalizeFn(beam.DoFn):
         self.publish = publish
 
     def process(self, _, run_stats: dict, files: list):
-        body = verify_and_summarize(run_stats, files, self.output_dir, self.max_bad_fraction)
+        started = time.perf_counter()
+        try:
+            body = verify_and_summarize(run_stats, files, self.output_dir, self.max_bad_fraction)
+        finally:
+            # The spill is a full copy of the data: never leave it behind, failed or not.
+            fileio.delete_tree(layout.join(self.output_dir, layout.SPILL_DIR))
         stale = remove_stale(self.output_dir, files)
-        fileio.delete_tree(layout.join(self.output_dir, layout.SPILL_DIR))
+        body['timings']['seal'] = round(time.perf_counter() - started, 2)
         manifest = {**self.run_info, **body, 'stale_files_removed': len(stale),
                     'finished': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
         fileio.write_json_atomic(layout.join(self.output_dir, layout.MANIFEST_FILE), manifest)

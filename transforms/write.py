@@ -1,17 +1,20 @@
 """WriteClips: labelled segments to hive-partitioned Parquet (split=<split>/label=<MID>).
 
-Rows are shuffled through spill files, not through the runner: each shard group writes one Arrow IPC file
-with one record batch per label, and only small (partition -> batch) descriptors go through GroupByKey.
-So the runner's shuffle stays tiny (DirectRunner keeps it in memory) and peak memory is bounded by a
-group, while each partition's rows still end up in few, large files.
+Rows are shuffled through spill files, not through the runner: each shard group writes its labelled
+segments once to an Arrow IPC file, and only small descriptors (partition -> group, row numbers) go through
+GroupByKey. Each partition writer then takes its rows from the groups' files, group by group. So the
+runner's shuffle stays tiny (DirectRunner keeps it in memory), the embeddings are written and read once,
+and a writer's memory is bounded by one group's rows, however large its partition (Music and Speech hold
+about 1M rows each in the full release).
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
+import time
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
@@ -20,7 +23,8 @@ from apache_beam.metrics import Metrics
 
 from transforms import fileio
 from transforms.core import layout
-from transforms.core.partition import explode_by_label
+from transforms.coders import BatchCoder
+from transforms.core.partition import partition_rows
 from transforms.core.schema import CLIPS
 from transforms.label import SegmentBatch
 
@@ -34,12 +38,20 @@ _STATISTICS_COLUMNS = ['segment_id', 'video_id', 'start_time_seconds', 'end_time
                        'source_record']
 
 
-@dataclasses.dataclass(frozen=True, order=True)
-class SpilledBatch:
+@dataclasses.dataclass
+class SpillRef:
+    """The rows of one shard group's spill file that belong to one partition, in group order."""
     group_id: int
     path: str
-    batch_index: int
-    rows: int
+    rows: np.ndarray      # int32, ascending: rows of the group's spill table
+    primary: np.ndarray   # bool per row: is this the segment's first label
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows.nbytes + self.primary.nbytes + len(self.path)
+
+
+beam.coders.registry.register_coder(SpillRef, BatchCoder)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,17 +64,21 @@ class WrittenFile:
 
 
 class _SpillFn(beam.DoFn):
+    """Writes a group's labelled segments once, unexploded, to an Arrow IPC file; yields per label the
+    rows that belong to that partition. The embeddings are written once and read once."""
+
     def __init__(self, spill_dir: str):
         self.spill_dir = spill_dir
 
     def process(self, batch: SegmentBatch):
-        path = layout.join(self.spill_dir, f'group-{batch.group_id:06d}.arrow')
-        schema = CLIPS.schema
+        started = time.perf_counter()
+        path = layout.join(self.spill_dir, 'groups', f'group-{batch.group_id:06d}.arrow')
         with FileSystems.create(path, compression_type='uncompressed') as f:
-            with ipc.new_file(f, schema) as writer:
-                for i, (label, rows) in enumerate(explode_by_label(batch.segments)):
-                    writer.write_table(rows.cast(schema))
-                    yield (batch.split, label), SpilledBatch(batch.group_id, path, i, rows.num_rows)
+            with ipc.new_file(f, batch.segments.schema) as writer:
+                writer.write_table(batch.segments)
+        for label, rows, primary in partition_rows(batch.segments['labels']):
+            yield (batch.split, label), SpillRef(batch.group_id, path, rows, primary)
+        yield beam.pvalue.TaggedOutput('stats', {'timings': {'spill': time.perf_counter() - started}})
 
 
 class _RollingParquetWriter:
@@ -121,37 +137,39 @@ class _WritePartitionFn(beam.DoFn):
         self.files = Metrics.counter(self.__class__, 'files-written')
         self.rows = Metrics.counter(self.__class__, 'rows-written')
 
-    def setup(self):
-        self._readers: collections.OrderedDict = collections.OrderedDict()
-
-    def _reader(self, path: str) -> ipc.RecordBatchFileReader:
-        if path in self._readers:
-            self._readers.move_to_end(path)
-        else:
-            self._readers[path] = ipc.open_file(fileio.open_random_access(path))
-            if len(self._readers) > 16:
-                self._readers.popitem(last=False)
-        return self._readers[path]
-
-    def process(self, partition):
-        (split, label), spilled = partition
+    def process(self, partition, drops: dict):
+        started = time.perf_counter()
+        (split, label), refs = partition
         directory = layout.partition_dir(self.output_dir, split, label)
         writer = _RollingParquetWriter(directory, CLIPS.schema, self.max_rows_per_file, self.row_group_rows)
-        for s in sorted(spilled):  # group order, so the output does not depend on the runner's order
-            writer.write(pa.Table.from_batches([self._reader(s.path).get_batch(s.batch_index)]))
-        for path, rows in writer.close():
+        primary_at = CLIPS.names.index('is_primary')
+        for ref in sorted(refs, key=lambda r: r.group_id):  # group order: the output does not depend on the runner
+            rows, primary = ref.rows, ref.primary
+            dropped = drops.get((split, ref.group_id))
+            if dropped is not None and len(dropped):
+                keep = ~np.isin(rows, dropped)
+                rows, primary = rows[keep], primary[keep]
+            if not len(rows):
+                continue
+            # Memory-mapped and closed after use: only the rows taken are read, and the mapping never
+            # outlives this group's rows.
+            with fileio.open_spill(ref.path) as source:
+                part = ipc.open_file(source).read_all().take(pa.array(rows))
+            part = part.add_column(primary_at, 'is_primary', pa.array(primary))
+            writer.write(part.cast(CLIPS.schema))
+            del part
+        for path, n in writer.close():
             self.files.inc()
-            self.rows.inc(rows)
-            yield WrittenFile(CLIPS.name, path, rows, (('split', split), ('label', label)))
-
-    def teardown(self):
-        self._readers.clear()
+            self.rows.inc(n)
+            yield WrittenFile(CLIPS.name, path, n, (('split', split), ('label', label)))
+        yield beam.pvalue.TaggedOutput('stats', {'timings': {'write': time.perf_counter() - started}})
 
 
 class WriteClips(beam.PTransform):
-    """PCollection[SegmentBatch] -> PCollection[WrittenFile], one per Parquet file under ``clips/``.
+    """(PCollection[SegmentBatch], drops) -> {'files': WrittenFile per Parquet file under ``clips/``, 'stats'}.
 
-    Each (split, label) partition gets ceil(rows / max_rows_per_file) files, rows in shard-group order,
+    ``drops`` is a singleton PCollection of {(split, group_id): rows}: released records found to repeat a
+    segment seen earlier in their split (see CheckSegments), left out of every partition. Each (split, label) partition gets ceil(rows / max_rows_per_file) files, rows in shard-group order,
     row groups of ``row_group_rows``. Names depend only on content, so a rerun overwrites.
     """
 
@@ -163,10 +181,16 @@ class WriteClips(beam.PTransform):
         self.max_rows_per_file = max_rows_per_file
         self.row_group_rows = min(row_group_rows, max_rows_per_file)
 
-    def expand(self, segments):
+    def expand(self, inputs):
+        segments, drops = inputs
         spill_dir = layout.join(self.output_dir, layout.SPILL_DIR)
-        return (segments
-                | 'SpillByLabel' >> beam.ParDo(_SpillFn(spill_dir))
-                | 'GroupByPartition' >> beam.GroupByKey()
-                | 'WritePartitions' >> beam.ParDo(
-                    _WritePartitionFn(self.output_dir, self.max_rows_per_file, self.row_group_rows)))
+        spilled = segments | 'SpillSegments' >> beam.ParDo(_SpillFn(spill_dir)).with_outputs('stats', main='refs')
+        written = (spilled.refs
+                   | 'Typed' >> beam.Map(lambda kv: kv).with_output_types(
+                       beam.typehints.Tuple[beam.typehints.Tuple[str, str], SpillRef])
+                   | 'GroupByPartition' >> beam.GroupByKey()
+                   | 'WritePartitions' >> beam.ParDo(
+                       _WritePartitionFn(self.output_dir, self.max_rows_per_file, self.row_group_rows),
+                       beam.pvalue.AsSingleton(drops, default_value={})).with_outputs('stats', main='files'))
+        return {'files': written.files, 'stats': (spilled.stats, written.stats) | 'FlattenWriteStats' >> beam.Flatten()}
+

@@ -9,8 +9,10 @@ from tests.fixtures import SAMPLE, record
 from transforms.core import layout
 from transforms.core.join import label_records
 from transforms.core.ontology import ClassIndex, Ontology, Vocabulary
-from transforms.core.partition import explode_by_label
-from transforms.core.schema import CLIPS
+from transforms.core.check import check_splits
+from transforms.core.join import AGREE, DISAGREE
+from transforms.core.partition import partition_rows
+from transforms.label import key_batch
 from transforms.core.segments_csv import SegmentIndex, parse_segments_csv
 from transforms.core.sequence_example import parse_records
 
@@ -31,7 +33,7 @@ def test_hive_segment_matches_pyarrow(tmp_path):
     assert urllib.parse.unquote(layout.hive_segment('label', 'a b+c%d')[6:]) == 'a b+c%d'
 
 
-def _labelled(vocab, csv_text=None):
+def _labelled(vocab, csv_text=None, dedupe=True):
     payloads = [record('aaaaaaaaaaa', 0.0, [0, 137], seed=1),      # Speech, Music
                 record('aabbbbbbbbb', 10.0, [0], frames=4, seed=2),
                 record('aaccccccccc', 20.0, [600]),                 # unknown index
@@ -43,7 +45,8 @@ def _labelled(vocab, csv_text=None):
     if csv_text is not None:
         index = SegmentIndex(parse_segments_csv(csv_text, 'c.csv', 'eval', vocab.known_mids).table, 'c.csv')
     n = len(payloads)
-    return label_records(records, 'eval', ('s.tfrecord',), np.zeros(n, np.int64), np.arange(n), vocab, index)
+    return label_records(records, 'eval', ('s.tfrecord',), np.zeros(n, np.int64), np.arange(n), vocab, index,
+                         dedupe=dedupe)
 
 
 def test_label_records_from_shard_labels(vocab):
@@ -57,9 +60,8 @@ def test_label_records_from_shard_labels(vocab):
     assert t['labels_with_ancestors'][1] == ['/m/09x0r', '/m/0dgw9r', '/m/09l8g']  # Human sounds, Human voice
     assert t['label_source'] == ['shard', 'shard']
     assert t['num_frames'] == [10, 4] and t['end_time_seconds'] == [10.0, 14.0]
-    assert len(t['embedding'][1]) == 4 and t['embedding'][1][0] == \
-        np.random.default_rng(2).integers(0, 256, size=(4, 128), dtype=np.uint8)[0].tobytes()
-    assert out.stats['splits']['eval']['segments_out'] == 2
+    assert t['embedding'][1] == np.random.default_rng(2).integers(0, 256, size=(4, 128), dtype=np.uint8).tobytes()
+    assert t['source_record'] == [0, 1] and t['source_file'] == ['s.tfrecord'] * 2
 
 
 def test_csv_labels_win_and_disagreements_are_counted(vocab):
@@ -71,17 +73,30 @@ def test_csv_labels_win_and_disagreements_are_counted(vocab):
     assert t['labels'] == [['/m/09x0r', '/m/04rlf'], ['/m/04rlf'], ['/m/04rlf']]
     assert t['end_time_seconds'] == [10.0, 20.0, 40.0]  # the CSV's segment, even with 4 frames
     assert t['label_source'] == ['csv'] * 3
-    s = out.stats['splits']['eval']
-    assert s['labels_agree'] == 1 and s['labels_disagree'] == 2
+    assert out.agree.tolist() == [AGREE, DISAGREE, DISAGREE]
+    assert out.csv_row.tolist() == [0, 1, 2]
 
 
-def test_explode_by_label(vocab):
+def test_partition_rows(vocab):
     out = _labelled(vocab)
-    parts = dict(explode_by_label(out.segments))
-    assert list(parts) == sorted(parts) == ['/m/04rlf', '/m/09x0r']
-    speech = parts['/m/09x0r']
-    assert speech.column_names == CLIPS.names
-    assert speech['segment_id'].to_pylist() == ['aaaaaaaaaaa_0', 'aabbbbbbbbb_10000']
-    assert speech['is_primary'].to_pylist() == [True, True]
-    assert parts['/m/04rlf']['is_primary'].to_pylist() == [False]
-    assert sum(t['is_primary'].to_numpy().sum() for t in parts.values()) == out.segments.num_rows
+    parts = {label: (rows.tolist(), primary.tolist()) for label, rows, primary in partition_rows(out.segments['labels'])}
+    assert parts == {'/m/04rlf': ([0], [False]), '/m/09x0r': ([0, 1], [True, True])}
+
+
+def test_repeated_label_indices_count_once(vocab):
+    records, _ = parse_records([record('aaaaaaaaaaa', 0.0, [0, 137, 0, 137, 0])])
+    out = label_records(records, 'eval', ('s',), np.zeros(1, np.int64), np.arange(1), vocab, None)
+    assert out.segments['labels'].to_pylist() == [['/m/09x0r', '/m/04rlf']]
+
+
+def test_duplicates_are_found_over_the_whole_split_whatever_the_batches(vocab):
+    """The same segment in two groups: the first (group order) is kept, the second is a dead letter."""
+    a = _labelled(vocab, dedupe=False)   # holds aaaaaaaaaaa_0 twice (rows 0 and 2 of its segments)
+    b = _labelled(vocab, dedupe=False)   # and the same segments again, in a later group
+    batches = [key_batch(7, 'eval', 'released', b.segments, b.csv_row, b.agree),
+               key_batch(3, 'eval', 'released', a.segments, a.csv_row, a.agree)]
+    checked = check_splits(batches, {}, vocab)
+    assert {k: v.tolist() for k, v in checked.drops.items()} == {('eval', 3): [2], ('eval', 7): [0, 1, 2]}
+    assert [d['reason'] for d in checked.dead_letters] == ['duplicate-segment'] * 4
+    assert checked.stats['splits']['eval']['segments_out'] == 2
+    assert checked.stats['positive']['eval'] == {'/m/09x0r': 2, '/m/04rlf': 1}

@@ -50,3 +50,33 @@ def test_real_csv_and_index_lookup():
     rows, sub = index.lookup(first['video_id'] + ['nope_______'], np.array(first['start_ms'] + [0]))
     assert rows[-1] == -1
     assert [sub['video_id'][int(r)].as_py() for r in rows[:3]] == first['video_id']
+
+
+def test_line_numbers_match_sed_despite_form_feeds_and_unicode_separators():
+    # str.splitlines() would split on \f, \x1c, U+2028...; `sed -n` counts only '\n'.
+    data = HEADER + ('a\fb_c, 0.000, 10.000, "/m/09x0r"\n'
+                     'ok\u2028bad, 0.000, 10.000, "/m/09x0r"\r\n'
+                     'good_______, 1.000, 11.000, "/m/09x0r"\r\n'
+                     'abc, 0.0, 10.0, "/m/nope"\n').encode()
+    parsed = parse_segments_csv(data, 'f.csv', 'eval', KNOWN)
+    assert [(d['line_number'], d['reason']) for d in parsed.dead_letters] == [
+        (4, 'bad-video-id'), (5, 'bad-video-id'), (7, 'unknown-mid')]
+    assert parsed.table['line_number'].to_pylist() == [6]
+    assert parsed.table['end_time_seconds'].to_pylist() == [11.0]
+
+
+def test_a_mid_repeated_in_a_row_is_kept_once():
+    data = HEADER + b'abc, 0.0, 10.0, "/m/09x0r,/m/04rlf,/m/09x0r, /m/04rlf"\n'
+    parsed = parse_segments_csv(data, 'f.csv', 'eval', KNOWN)
+    assert parsed.table['labels'].to_pylist() == [['/m/09x0r', '/m/04rlf']]
+    assert parsed.duplicate_labels == 2 and not parsed.dead_letters
+
+
+def test_index_lookup_is_exact_for_any_ids():
+    data = HEADER + b''.join(f'id{i:09d}, {i % 7}.500, 20.0, "/m/09x0r"\n'.encode() for i in range(1000))
+    parsed = parse_segments_csv(data, 'f.csv', 'eval', KNOWN)
+    index = SegmentIndex(parsed.table, 'f.csv')
+    ids = [f'id{i:09d}' for i in range(0, 1000, 3)] + ['id000000000', 'id000000001x']
+    starts = np.array([(i % 7) * 1000 + 500 for i in range(0, 1000, 3)] + [501, 1500])
+    rows, _ = index.lookup(ids, starts)
+    assert rows[:-2].tolist() == list(range(0, 1000, 3)) and rows[-2:].tolist() == [-1, -1]

@@ -42,7 +42,7 @@ def test_bad_records_are_named_and_the_rest_survive():
                 no_id.SerializeToString(), good]
     records, bad = sequence_example.parse_records(payloads)
     assert [(b.position, b.reason) for b in bad] == [
-        (1, 'unparseable-record'), (2, 'bad-frame-size'), (4, 'no-frames'), (5, 'unparseable-record')]
+        (1, 'unparseable-record'), (2, 'bad-frame'), (4, 'no-frames'), (5, 'bad-video-id')]
     assert records.position.tolist() == [0, 3, 6]
     assert records.num_frames.tolist() == [10, 3, 10]
     assert records.video_id == ['abc_def-123', 'short______', 'abc_def-123']
@@ -67,3 +67,56 @@ def test_select_keeps_ragged_columns_aligned():
     assert sub.num_frames.tolist() == [2, 4]
     assert sub.label_values.tolist() == [1, 3]
     assert np.array_equal(sub.frames[2:], records.frames[records.frame_offsets[3]:])
+
+
+def _edit(payload, fn):
+    import tensorflow as tf
+    ex = tf.train.SequenceExample.FromString(payload)
+    fn(ex)
+    return ex.SerializeToString()
+
+
+def _set_start(value):
+    def fn(ex):
+        ex.context.feature['start_time_seconds'].float_list.value[:] = [value]
+    return fn
+
+
+def test_hostile_records_are_dead_letters_not_crashes():
+    good = record('abcdefghijk', 30.0, [0], frames=10, seed=3)
+    frames = lambda ex: ex.feature_lists.feature_list['audio_embedding'].feature  # noqa: E731
+
+    def two_values(ex):
+        frames(ex)[3].bytes_list.value.append(b'y' * 128)
+
+    def no_value(ex):
+        del frames(ex)[2].bytes_list.value[:]
+
+    def many_frames(ex):
+        for _ in range(490):
+            frames(ex).add().bytes_list.value.append(b'z' * 128)
+
+    def end_before_start(ex):
+        ex.context.feature['end_time_seconds'].float_list.value[:] = [20.0]
+
+    def set_id(v):
+        def fn(ex):
+            ex.context.feature['video_id'].bytes_list.value[:] = [v]
+        return fn
+
+    def two_ids(ex):
+        ex.context.feature['video_id'].bytes_list.value.append(b'other______')
+
+    cases = [
+        (_set_start(float('nan')), 'bad-start-time'), (_set_start(float('inf')), 'bad-start-time'),
+        (_set_start(-5.0), 'bad-start-time'), (two_values, 'bad-frame'), (no_value, 'bad-frame'),
+        (many_frames, 'too-many-frames'), (end_before_start, 'bad-end-time'),
+        (set_id(b'../../etc/passwd'), 'bad-video-id'), (set_id(b'abc\ndef'), 'bad-video-id'),
+        (set_id(b'\xff\xfe'), 'bad-video-id'), (set_id(b''), 'bad-video-id'), (two_ids, 'bad-video-id'),
+    ]
+    payloads = [good] + [_edit(good, fn) for fn, _ in cases] + [good]
+    records, bad = sequence_example.parse_records(payloads)
+    assert [(b.position, b.reason) for b in bad] == [(i + 1, reason) for i, (_, reason) in enumerate(cases)]
+    assert records.position.tolist() == [0, len(payloads) - 1]
+    assert records.frames.shape == (20, 128)
+    assert np.array_equal(records.frames[:10], records.frames[10:])

@@ -13,6 +13,7 @@ PARSE_CSV = 'parse-csv'
 DISCOVER_AUDIO = 'discover-audio'
 EMBED_AUDIO = 'embed-audio'
 LABEL_AUDIO = 'label-audio'
+CHECK_SEGMENTS = 'check-segments'
 
 
 def dead_letter(stage: str, reason: str, source: str, error: str, **fields) -> dict:
@@ -21,6 +22,7 @@ def dead_letter(stage: str, reason: str, source: str, error: str, **fields) -> d
     if unknown:
         raise TypeError(f'unknown dead-letter fields {sorted(unknown)}')
     row = dict.fromkeys(_FIELDS)
+    row.update(records=1, records_estimated=False)
     row.update(fields, stage=stage, reason=reason, source=source, error=error)
     return row
 
@@ -34,4 +36,7 @@ def describe(row: dict) -> str:
         where += f' record {row["record_index"]}'
     if row.get('byte_offset') is not None:
         where += f' @byte {row["byte_offset"]}'
-    return f'{where}: {row["stage"]}/{row["reason"]}: {row["error"]}'
+    hidden = ''
+    if row.get('records') not in (None, 1):
+        hidden = f' ({"~" if row.get("records_estimated") else ""}{row["records"]} records)'
+    return f'{where}: {row["stage"]}/{row["reason"]}{hidden}: {row["error"]}'

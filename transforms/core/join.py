@@ -1,7 +1,10 @@
-"""Label parsed records: join with the segments CSV (CSV wins) and expand labels over the ontology."""
+"""Label parsed records: join with the segments CSV (CSV wins) and expand labels over the ontology.
+
+Everything here works on whole columns (numpy, Arrow); nothing loops over records in Python, so the cost
+per record stays in the microseconds at the full release's 2M records.
+"""
 from __future__ import annotations
 
-import collections
 import dataclasses
 from typing import Sequence
 
@@ -9,16 +12,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.core import deadletter, stats
-from transforms.core.layout import segment_id
+from transforms.core import deadletter, keys, stats
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import (CLIPS, FRAME_TYPE, LABELS_FROM_CSV, LABELS_FROM_SHARD, LABELS_NONE,
+from transforms.core.schema import (CLIPS, EMBEDDING_DIM, LABELS_FROM_CSV, LABELS_FROM_SHARD, LABELS_NONE,
                                     SOURCE_COMPUTED, SOURCE_RELEASED, UNLABELLED)
 from transforms.core.segments_csv import SegmentIndex
 from transforms.core.sequence_example import Records
 
 # The clips columns before the explode by label adds ``is_primary``.
 SEGMENT_SCHEMA = pa.schema([f for f in CLIPS.schema if f.name != 'is_primary'])
+# Agreement of a record's own labels with its CSV row (``Labelled.agree``).
+AGREE, DISAGREE, NOT_COMPARED = 1, 0, -1
+_SEP = '\x1f'  # joins a label list into one dictionary key (never inside a MID)
 
 
 @dataclasses.dataclass
@@ -26,13 +31,17 @@ class Labelled:
     segments: pa.Table       # SEGMENT_SCHEMA, one row per good record, in input order
     dead_letters: list[dict]
     stats: dict
+    csv_row: np.ndarray      # int64 per segment: its row in the CSV table, -1 if none
+    agree: np.ndarray        # int8 per segment: AGREE, DISAGREE or NOT_COMPARED
 
 
-def embedding_array(frame_offsets: np.ndarray, frames: np.ndarray) -> pa.ListArray:
-    """Ragged uint8 frames [total, 128] as list<binary(128)>, without copying the frame bytes."""
+def embedding_array(frame_offsets: np.ndarray, frames: np.ndarray) -> pa.BinaryArray:
+    """Ragged uint8 frames [total, 128] as one binary value per segment (its frames concatenated), without
+    copying the frame bytes: ``np.frombuffer(value, np.uint8).reshape(-1, 128)`` gives them back."""
     frames = np.ascontiguousarray(frames, np.uint8)
-    values = pa.FixedSizeBinaryArray.from_buffers(FRAME_TYPE, len(frames), [None, pa.py_buffer(frames)])
-    return pa.ListArray.from_arrays(pa.array(frame_offsets.astype(np.int32)), values)
+    offsets = (np.asarray(frame_offsets, np.int64) * EMBEDDING_DIM).astype(np.int32)
+    return pa.BinaryArray.from_buffers(pa.binary(), len(offsets) - 1,
+                                       [None, pa.py_buffer(offsets), pa.py_buffer(frames)])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,128 +52,181 @@ class Computed:
     keep_unlabelled: bool = False   # keep clips with no CSV row, labels [] (partition 'unlabelled')
 
 
+def _ragged_first(owner: np.ndarray, codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """bool mask over (owner, code) pairs: true at the first mention of each code within its owner."""
+    if len(owner) == 0:
+        return np.zeros(0, bool)
+    _, first = np.unique(owner * np.int64(n_codes + 1) + codes, return_index=True)
+    mask = np.zeros(len(owner), bool)
+    mask[first] = True
+    return mask
+
+
+def _set_hash(owner: np.ndarray, codes: np.ndarray, n: int, weights: np.ndarray) -> np.ndarray:
+    """An order-free hash of each owner's set of codes (codes already unique within an owner)."""
+    counts = np.bincount(owner, minlength=n)
+    ends = np.cumsum(counts)
+    with np.errstate(over='ignore'):
+        cs = np.concatenate([[np.uint64(0)], np.cumsum(weights[codes], dtype=np.uint64)])
+        return cs[ends] - cs[ends - counts]
+
+
 def label_records(records: Records, split: str, sources: Sequence[str], source_index: np.ndarray,
                   record_index: np.ndarray, vocab: Vocabulary, index: SegmentIndex | None,
-                  computed: Computed | None = None) -> Labelled:
+                  computed: Computed | None = None, byte_offset: np.ndarray | None = None,
+                  dedupe: bool = False) -> Labelled:
     """Labels records of one split.
 
-    ``sources[source_index[p]]`` and ``record_index[p]`` name the shard and record of input position p
-    (``records.position``). Labels come from the CSV row with the same (video_id, start ms) when there is
-    one, else from the record's label indices. Dead-lettered: an out-of-range label index, a segment
-    seen twice, a segment with no labels. Guarantee: ``len(segments) + len(dead_letters) == len(records)``.
-    With ``computed``, the records are embeddings of audio files: rows say so, stats go under 'computed'
-    and dead letters have stage 'label-audio'.
+    ``sources[source_index[p]]``, ``record_index[p]`` (-1: unknown) and ``byte_offset[p]`` name the shard,
+    record and byte of input position p (``records.position``). Labels come from the CSV row with the same
+    (video_id, start ms) when there is one, else from the record's label indices (each index once).
+    Dead-lettered: an out-of-range label index, a segment with no labels, and with ``dedupe`` a segment
+    seen before in this batch (released records are checked over the whole split later, see
+    ``check.check_split``). Guarantee: ``len(segments) + len(dead_letters) == len(records)``.
+    With ``computed``, the records are embeddings of audio files: rows say so, segment stats go under
+    'computed' and dead letters have stage 'label-audio'.
     """
-    stats_root = 'computed' if computed else 'splits'
     n = len(records)
     class_mids = vocab.class_index.mids
     n_classes = len(class_mids)
-    starts = np.round(records.start_time * 1000).astype(np.int64)
-    if index is not None:
-        csv_rows, csv_slice = index.lookup(records.video_id, starts)
-        csv_labels = csv_slice['labels'].to_pylist()
-        csv_start = csv_slice['start_time_seconds'].to_pylist()
-        csv_end = csv_slice['end_time_seconds'].to_pylist()
-    else:
-        csv_rows = np.full(n, -1, np.int64)
-    st: dict = {}
-    bad: list[dict] = []
-    keep = np.zeros(n, bool)
-    out_labels, out_start, out_end, out_label_source = [], [], [], []
-    seen: set[tuple[str, int]] = set()
-    agree = disagree = 0
-    lo_hi = records.label_offsets
-    values = records.label_values
-    in_range = (values >= 0) & (values < n_classes)
-    owner = np.repeat(np.arange(n), np.diff(lo_hi))
-    has_bad_index = np.bincount(owner[~in_range], minlength=n) > 0
-    # Plain lists: the loop below is per record, and numpy scalar access costs more than the work.
-    flat_mids = np.asarray(class_mids, dtype=object)[np.where(in_range, values, 0)].tolist()
-    offsets = lo_hi.tolist()
-    starts_ms = starts.tolist()
-    bad_index = has_bad_index.tolist()
-    rows_of = csv_rows.tolist()
-    end_times = records.end_time.tolist()
+    starts = keys.start_ms(records.start_time)
+    video_ids = pa.array(records.video_id, pa.string())
+    seg_ids = keys.segment_ids(video_ids, starts)
+    csv_rows = index.lookup_keys(seg_ids) if index is not None and n else np.full(n, -1, np.int64)
+    has_csv = csv_rows >= 0
 
-    def reject(i: int, reason: str, error: str) -> None:
+    # The record's own labels: class indices, each once, in record order.
+    values, offsets = records.label_values, records.label_offsets
+    owner = np.repeat(np.arange(n), np.diff(offsets))
+    in_range = (values >= 0) & (values < n_classes)
+    bad_index = np.bincount(owner[~in_range], minlength=n) > 0
+    first = _ragged_first(owner, np.where(in_range, values, 0), n_classes) & in_range
+    shard_owner, shard_codes = owner[first], values[first]
+    shard_counts = np.bincount(shard_owner, minlength=n)
+    reject = np.zeros(n, bool)
+    reasons: dict[int, tuple[str, str]] = {}
+    for i in np.flatnonzero(bad_index).tolist():
+        lo, hi = offsets[i], offsets[i + 1]
+        reasons[i] = ('unknown-label-index', f'label indices {values[lo:hi][~in_range[lo:hi]].tolist()} outside '
+                                             f'the class index (0..{n_classes - 1})')
+    reject |= bad_index
+    unlabelled_ok = computed is not None and computed.keep_unlabelled
+    no_labels = ~has_csv & (shard_counts == 0) & ~reject
+    if not unlabelled_ok:
+        for i in np.flatnonzero(no_labels).tolist():
+            reasons[i] = ('no-labels', 'no segments CSV row for this segment' if computed else
+                          'the record has no label indices and no segments CSV row')
+        reject |= no_labels
+    if dedupe:
+        repeat = ~keys.first_occurrences(seg_ids) & ~reject
+        for i in np.flatnonzero(repeat).tolist():
+            reasons[i] = ('duplicate-segment', f'segment {records.video_id[i]} at {starts[i] / 1000:g} s '
+                                               'already read')
+        reject |= repeat
+    keep = ~reject
+
+    shard_lists = pa.ListArray.from_arrays(
+        pa.array(np.concatenate([[0], np.cumsum(shard_counts)]).astype(np.int32)),
+        pa.array(np.asarray(class_mids, object)[shard_codes] if len(shard_codes) else [], pa.string()))
+    st: dict = {}
+    agree = np.full(n, NOT_COMPARED, np.int8)
+    if index is not None and n:
+        csv_table = index.table
+        safe_rows = pa.array(np.where(has_csv, csv_rows, 0))
+        csv_labels = csv_table['labels'].take(safe_rows).combine_chunks() if len(csv_table) else \
+            pa.nulls(n, pa.list_(pa.string()))
+        labels = pc.if_else(pa.array(has_csv), csv_labels, shard_lists)
+        start_out = np.where(has_csv, csv_table['start_time_seconds'].take(safe_rows).to_numpy()
+                             if len(csv_table) else 0.0, starts / 1000.0)
+        end_out = np.where(has_csv, csv_table['end_time_seconds'].take(safe_rows).to_numpy()
+                           if len(csv_table) else 0.0, records.end_time)
+        if not computed:
+            agree = _agreement(vocab, csv_labels, has_csv, shard_owner, shard_codes, n)
+            for i in np.flatnonzero((agree == DISAGREE) & keep)[:stats.MAX_EXAMPLES].tolist():
+                examples = st.setdefault('label_disagreements', [])
+                examples.append({'split': split, 'video_id': records.video_id[i], 'start_ms': int(starts[i]),
+                                 'csv': csv_labels[i].as_py(), 'shard': shard_lists[i].as_py()})
+    else:
+        labels = shard_lists
+        start_out, end_out = starts / 1000.0, records.end_time
+    label_source = np.where(has_csv, LABELS_FROM_CSV, np.where(shard_counts > 0, LABELS_FROM_SHARD, LABELS_NONE))
+
+    bad = []
+    for i, (reason, error) in sorted(reasons.items()):
         pos = int(records.position[i])
+        rec = int(record_index[pos]) if not computed and record_index[pos] >= 0 else None
+        off = int(byte_offset[pos]) if byte_offset is not None and byte_offset[pos] >= 0 else None
         bad.append(deadletter.dead_letter(
             deadletter.LABEL_AUDIO if computed else deadletter.LABEL_RECORD, reason, sources[source_index[pos]],
-            error, record_index=None if computed else int(record_index[pos]), split=split,
-            video_id=records.video_id[i], start_time_seconds=starts_ms[i] / 1000.0))
+            error, record_index=rec, byte_offset=off, split=split, video_id=records.video_id[i],
+            start_time_seconds=starts[i] / 1000.0, records=1))
 
-    for i, vid in enumerate(records.video_id):
-        lo, hi = offsets[i], offsets[i + 1]
-        if bad_index[i]:
-            reject(i, 'unknown-label-index', f'label indices {values[lo:hi][~in_range[lo:hi]].tolist()} '
-                                             f'outside the class index (0..{n_classes - 1})')
-            continue
-        key = (vid, starts_ms[i])
-        if key in seen:
-            reject(i, 'duplicate-segment', f'segment {vid} at {starts_ms[i] / 1000:g} s already read')
-            continue
-        shard_labels = tuple(flat_mids[lo:hi])
-        row = rows_of[i]
-        if row >= 0:
-            labels = tuple(csv_labels[row])
-            if computed:
-                pass  # audio has no labels of its own to compare with
-            elif frozenset(labels) == frozenset(shard_labels):
-                agree += 1
-            else:
-                disagree += 1
-                examples = st.setdefault('label_disagreements', [])
-                if len(examples) < stats.MAX_EXAMPLES:
-                    examples.append({'split': split, 'video_id': vid, 'start_ms': key[1], 'csv': list(labels),
-                                     'shard': list(shard_labels)})
-            out_start.append(csv_start[row])
-            out_end.append(csv_end[row])
-            out_label_source.append(LABELS_FROM_CSV)
-        else:
-            if not shard_labels and not (computed and computed.keep_unlabelled):
-                reject(i, 'no-labels', 'no segments CSV row for this segment' if computed else
-                       'the record has no label indices and no segments CSV row')
-                continue
-            labels = shard_labels
-            out_start.append(key[1] / 1000.0)
-            out_end.append(end_times[i])
-            out_label_source.append(LABELS_FROM_SHARD if labels else LABELS_NONE)
-        seen.add(key)
-        keep[i] = True
-        out_labels.append(labels)
     kept = records.select(keep) if not keep.all() else records
-    expanded = [vocab.expand(ls) for ls in out_labels]
+    keep_arr = pa.array(keep)
+    labels = labels.filter(keep_arr)
+    expanded = expand_labels(vocab, labels)
     names = _Names(vocab)
-    labels_array = pa.array(out_labels, pa.list_(pa.string()))
-    expanded_array = pa.array(expanded, pa.list_(pa.string()))
     kept_pos = kept.position
+    nk = len(kept)
+    src = pa.array(list(sources), pa.string()).take(pa.array(np.asarray(source_index)[kept_pos]))
+    if computed:
+        source_record = pa.nulls(nk, pa.int64())
+        source_offset = pa.nulls(nk, pa.int64())
+    else:
+        rec = np.asarray(record_index)[kept_pos]
+        source_record = pa.array(rec, mask=rec < 0)
+        off = np.asarray(byte_offset)[kept_pos] if byte_offset is not None else np.full(nk, -1)
+        source_offset = pa.array(off.astype(np.int64), mask=off < 0)
     segments = pa.table({
-        'segment_id': pa.array([segment_id(v, s) for v, s in zip(kept.video_id, starts[keep].tolist())],
-                               pa.string()),
-        'video_id': pa.array(kept.video_id, pa.string()),
-        'start_time_seconds': pa.array(out_start, pa.float64()),
-        'end_time_seconds': pa.array(out_end, pa.float64()),
-        'labels': labels_array,
-        'label_names': names.of(labels_array),
-        'labels_with_ancestors': expanded_array,
-        'labels_with_ancestors_names': names.of(expanded_array),
-        'label_source': pa.array(out_label_source, pa.string()),
+        'segment_id': seg_ids.filter(keep_arr),
+        'video_id': video_ids.filter(keep_arr),
+        'start_time_seconds': pa.array(np.asarray(start_out, np.float64)[keep]),
+        'end_time_seconds': pa.array(np.asarray(end_out, np.float64)[keep]),
+        'labels': labels,
+        'label_names': names.of(labels),
+        'labels_with_ancestors': expanded,
+        'labels_with_ancestors_names': names.of(expanded),
+        'label_source': pa.array(label_source[keep], pa.string()),
         'num_frames': pa.array(kept.num_frames.astype(np.int32)),
         'embedding': embedding_array(kept.frame_offsets, kept.frames),
-        'embedding_source': pa.array([SOURCE_COMPUTED if computed else SOURCE_RELEASED] * len(kept), pa.string()),
-        'model_fingerprint': (pa.array([computed.model_fingerprint] * len(kept), pa.string()) if computed
-                              else pa.nulls(len(kept), pa.string())),
+        'embedding_source': pa.array(np.full(nk, SOURCE_COMPUTED if computed else SOURCE_RELEASED, object),
+                                     pa.string()),
+        'model_fingerprint': (pa.array([computed.model_fingerprint] * nk, pa.string()) if computed
+                              else pa.nulls(nk, pa.string())),
         'audio_sha256': (pa.array([computed.audio_sha256[p] for p in kept_pos.tolist()], pa.string())
-                         if computed else pa.nulls(len(kept), pa.string())),
-        'source_file': pa.array([sources[j] for j in source_index[kept_pos]], pa.string()),
-        'source_record': (pa.nulls(len(kept), pa.int64()) if computed
-                          else pa.array(record_index[kept_pos].astype(np.int64))),
+                         if computed else pa.nulls(nk, pa.string())),
+        'source_file': src,
+        'source_record': source_record,
+        'source_offset': source_offset,
     }, schema=SEGMENT_SCHEMA)
-    if index is not None and not computed:
-        stats.bump(st, stats_root, split, 'labels_agree', agree)
-        stats.bump(st, stats_root, split, 'labels_disagree', disagree)
-    segment_stats(st, split, labels_array, expanded_array, out_label_source, kept.num_frames, stats_root)
-    return Labelled(segments, bad, st)
+    if computed:
+        segment_stats(st, split, segments, 'computed')
+    return Labelled(segments, bad, st, csv_rows[keep], agree[keep])
+
+
+def _agreement(vocab: Vocabulary, csv_labels: pa.ListArray, has_csv: np.ndarray, shard_owner: np.ndarray,
+               shard_codes: np.ndarray, n: int) -> np.ndarray:
+    """AGREE where the CSV row's label set equals the record's own, DISAGREE where not, per record."""
+    all_mids = list(vocab.class_index.mids) + sorted(vocab.known_mids - set(vocab.class_index.mids))
+    weights = np.random.default_rng(20170305).integers(1, 2**63, len(all_mids) + 1, dtype=np.uint64)
+    csv_owner = pc.list_parent_indices(csv_labels).to_numpy()
+    csv_codes = pc.index_in(pc.list_flatten(csv_labels), value_set=pa.array(all_mids, pa.string()))
+    csv_codes = pc.fill_null(csv_codes, len(all_mids)).to_numpy().astype(np.int64)
+    first = _ragged_first(csv_owner, csv_codes, len(all_mids) + 1)
+    csv_hash = _set_hash(csv_owner[first], csv_codes[first], n, weights)
+    shard_hash = _set_hash(shard_owner, shard_codes, n, weights)
+    return np.where(has_csv, np.where(csv_hash == shard_hash, AGREE, DISAGREE), NOT_COMPARED).astype(np.int8)
+
+
+def expand_labels(vocab: Vocabulary, labels: pa.ListArray) -> pa.ListArray:
+    """``labels_with_ancestors`` for each label list: expanded once per distinct list, then taken."""
+    if len(labels) == 0:
+        return pa.array([], pa.list_(pa.string()))
+    joined = pc.binary_join(labels, _SEP)
+    encoded = pc.dictionary_encode(joined)
+    distinct = [tuple(s.split(_SEP)) if s else () for s in encoded.dictionary.to_pylist()]
+    expanded = pa.array([vocab.expand(d) for d in distinct], pa.list_(pa.string()))
+    return expanded.take(encoded.indices)
 
 
 class _Names:
@@ -175,28 +237,36 @@ class _Names:
         self.names = pa.array(list(vocab.names.values()), pa.string())
 
     def of(self, mids: pa.ListArray) -> pa.ListArray:
+        if isinstance(mids, pa.ChunkedArray):
+            mids = mids.combine_chunks()
         found = pc.index_in(mids.values, value_set=self.mids)
         names = pc.fill_null(self.names.take(found), '')
         return pa.ListArray.from_arrays(mids.offsets, names)
 
 
-def segment_stats(st: dict, split: str, labels: pa.ListArray, expanded: pa.ListArray, label_source: list[str],
-                  num_frames: np.ndarray, root: str = 'splits') -> None:
-    """Per-split counts of segments, label sources, frames and classes (direct and with ancestors).
+def segment_stats(st: dict, split: str, segments: pa.Table, root: str = 'splits') -> None:
+    """Per-split counts of segments, label sources, frames and classes (direct and with ancestors), from
+    a table with the clips columns ``labels``, ``labels_with_ancestors``, ``label_source``, ``num_frames``.
 
-    ``positive`` counts segment-label pairs of both sources (a clip without labels counts once, under
-    ``unlabelled``): the number of clips rows the split must get.
+    ``positive`` counts segment-label pairs (a clip without labels counts once, under ``unlabelled``): the
+    number of clips rows the split must get.
     """
-    stats.bump(st, root, split, 'segments_out', len(labels))
-    for src, c in collections.Counter(label_source).items():
+    stats.bump(st, root, split, 'segments_out', segments.num_rows)
+    if not segments.num_rows:
+        return
+    counts = pc.value_counts(segments['label_source'].combine_chunks())
+    for src, c in zip(counts.field('values').to_pylist(), counts.field('counts').to_pylist()):
         stats.bump(st, root, split, 'label_source', src, c)
-    for k, c in zip(*np.unique(np.asarray(num_frames), return_counts=True)):
+    frames = segments['num_frames'].to_numpy()
+    for k, c in zip(*np.unique(frames, return_counts=True)):
         stats.bump(st, root, split, 'num_frames', str(int(k)), int(c))
-    unlabelled = int((pc.list_value_length(labels).to_numpy(zero_copy_only=False) == 0).sum()) if len(labels) else 0
+    labels = segments['labels'].combine_chunks()
+    unlabelled = int((pc.list_value_length(labels).to_numpy(zero_copy_only=False) == 0).sum())
     if unlabelled:
         stats.bump(st, 'positive', split, UNLABELLED, unlabelled)
-    for name, mids in (('positive', labels), ('with_ancestors', expanded)):
-        counts = pc.value_counts(pc.list_flatten(mids))
+    for name, col in (('positive', labels), ('with_ancestors', segments['labels_with_ancestors'].combine_chunks())):
+        vc = pc.value_counts(pc.list_flatten(col))
         target = st.setdefault(name, {}).setdefault(split, {})
-        for mid, c in zip(counts.field('values').to_pylist(), counts.field('counts').to_pylist()):
+        for mid, c in zip(vc.field('values').to_pylist(), vc.field('counts').to_pylist()):
             target[mid] = target.get(mid, 0) + c
+

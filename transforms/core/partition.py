@@ -1,4 +1,4 @@
-"""Explode labelled segments into one row per (segment, positive label), grouped by label."""
+"""Which rows of a batch of labelled segments go to which (label) partition."""
 from __future__ import annotations
 
 from typing import Iterator
@@ -7,44 +7,35 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.core.schema import CLIPS, UNLABELLED
+from transforms.core.schema import UNLABELLED
 
 
-def explode_by_label(segments: pa.Table) -> Iterator[tuple[str, pa.Table]]:
-    """Yields (label MID, rows of the clips schema), labels in sorted order, rows in input order.
+def partition_rows(labels: pa.ListArray) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Yields (label, rows, is_primary) per distinct label, labels sorted, rows ascending.
 
-    A segment with k labels appears in k partitions; ``is_primary`` is true in the partition of its first
-    label only, so filtering on it reads every segment exactly once. Segments without labels (unlabelled
-    computed clips) go to the partition ``unlabelled``.
+    A segment with k labels is in k partitions; ``is_primary`` is true in the partition of its first label
+    only, so filtering on it reads every segment exactly once. A segment without labels (an unlabelled
+    computed clip) goes to the partition ``unlabelled``, as primary.
     """
-    if segments.num_rows == 0:
+    if isinstance(labels, pa.ChunkedArray):
+        labels = labels.combine_chunks()
+    n = len(labels)
+    if n == 0:
         return
-    labels = segments['labels'].combine_chunks()
-    empty = pc.equal(pc.list_value_length(labels), 0)
-    if pc.any(empty).as_py():
-        unlabelled = segments.filter(empty)
-        yield from sorted([(UNLABELLED, unlabelled.add_column(
-            CLIPS.names.index('is_primary'), 'is_primary', pa.array([True] * unlabelled.num_rows)))]
-            + list(explode_by_label(segments.filter(pc.invert(empty)))), key=lambda kv: kv[0])
-        return
+    lengths = pc.fill_null(pc.list_value_length(labels), 0).to_numpy(zero_copy_only=False)
     parent = pc.list_parent_indices(labels).to_numpy()
     flat = pc.list_flatten(labels)
-    offsets = labels.offsets.to_numpy()
-    is_primary = np.arange(len(parent)) == offsets[parent] - offsets[0]
-    codes = pc.dictionary_encode(flat).combine_chunks() if isinstance(flat, pa.ChunkedArray) \
-        else pc.dictionary_encode(flat)
-    dictionary = codes.dictionary.to_pylist()
-    order = np.argsort(np.asarray(dictionary, dtype=object))
-    rank = np.empty(len(order), np.int64)
-    rank[order] = np.arange(len(order))
-    code_rank = rank[codes.indices.to_numpy()]
-    # Stable: rows stay in input order within a label.
-    perm = np.argsort(code_rank, kind='stable')
-    rows = segments.take(pa.array(parent[perm]))
-    rows = rows.add_column(CLIPS.names.index('is_primary'), 'is_primary', pa.array(is_primary[perm]))
-    sorted_rank = code_rank[perm]
-    bounds = np.flatnonzero(np.diff(sorted_rank)) + 1
-    starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [len(perm)]])
-    for s, e in zip(starts.tolist(), ends.tolist()):
-        yield dictionary[order[sorted_rank[s]]], rows.slice(s, e - s)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    primary = np.arange(len(parent)) == starts[parent]
+    pairs = [(UNLABELLED, np.flatnonzero(lengths == 0).astype(np.int32), np.ones(int((lengths == 0).sum()), bool))]
+    if len(flat):
+        codes = pc.dictionary_encode(flat)
+        dictionary = codes.dictionary.to_pylist()
+        idx = codes.indices.to_numpy()
+        order = np.argsort(idx, kind='stable')  # rows stay ascending within a label
+        bounds = np.flatnonzero(np.diff(idx[order])) + 1
+        for chunk in np.split(order, bounds):
+            pairs.append((dictionary[idx[chunk[0]]], parent[chunk].astype(np.int32), primary[chunk]))
+    for label, rows, prim in sorted(pairs, key=lambda p: p[0]):
+        if len(rows):
+            yield label, rows, prim

@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.core import deadletter
-from transforms.core.layout import start_ms
+from transforms.core import deadletter, keys
+from transforms.core.keys import KeyIndex
 
 SEGMENTS_SCHEMA = pa.schema([
     ('video_id', pa.string()),
@@ -29,115 +29,168 @@ class ParsedCsv:
     dead_letters: list[dict]
     declared_rows: int | None  # num_segs from the '#' header, when present
     lines: int                 # data lines read (good + bad)
+    duplicate_labels: int = 0  # MIDs listed twice within one row (kept once)
+
+
+_LINE = r'^(?P<vid>[^,]*),(?P<start>[^,]*),(?P<end>[^,]*),(?P<labels>.*)$'
+_NUMBER = r'^[0-9]+(\.[0-9]*)?$'
+
+
+def _lines(data: bytes) -> pa.Array:
+    """The file's lines, split on '\\n' only (so line numbers match ``sed -n``), without a trailing '\\r'."""
+    text = data.decode('utf-8-sig', errors='replace')
+    return pc.utf8_rtrim(pa.array(text.split('\n'), pa.string()), characters='\r')
+
+
+def _mask(arr) -> np.ndarray:
+    return pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
 
 
 def parse_segments_csv(data: bytes, source: str, split: str, known_mids: frozenset[str]) -> ParsedCsv:
-    """Parses a segments CSV. Bad lines become dead letters naming ``source`` and the line number.
+    """Parses a segments CSV, column-wise (a 2M-row file parses in seconds). Bad lines become dead letters
+    naming ``source`` and the line number, as ``sed -n`` counts lines.
 
     Rejected: a wrong field count, a bad YTID, a non-numeric or negative time, end <= start, an empty
-    label list, a MID outside ``known_mids``, a second row for the same (YTID, start).
+    label list, unbalanced quotes, a MID outside ``known_mids``, a second row for the same (YTID, start).
+    A MID listed twice in one row is kept once (counted in ``duplicate_labels``).
     """
-    vids, starts, ends, labels, lines = [], [], [], [], []
-    bad: list[dict] = []
-    seen: set[tuple[str, int]] = set()
+    lines = _lines(data)
+    numbers = np.arange(1, len(lines) + 1, dtype=np.int64)
+    stripped = pc.utf8_trim_whitespace(lines)
+    blank = _mask(pc.equal(pc.utf8_length(stripped), 0))
+    comment = _mask(pc.starts_with(stripped, '#'))
     declared = None
-    n_lines = 0
+    for text in stripped.filter(pa.array(comment)).to_pylist():
+        m = _HEADER_COUNTS.search(text)
+        if m:
+            declared = int(m.group(1))
+    is_data = ~blank & ~comment
+    rows = stripped.filter(pa.array(is_data))
+    row_numbers = numbers[is_data]
+    n = len(rows)
+    reason = np.full(n, None, object)
 
-    def reject(line_number: int, reason: str, error: str, **kw) -> None:
-        bad.append(deadletter.dead_letter(deadletter.PARSE_CSV, reason, source, error,
-                                          line_number=line_number, split=split, **kw))
+    def flag(mask: np.ndarray, why: str) -> None:
+        reason[mask & (reason == None)] = why  # noqa: E711 -- element-wise on an object array
 
-    text = data.decode('utf-8-sig', errors='replace')
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if stripped.startswith('#'):
-            m = _HEADER_COUNTS.search(stripped)
-            if m:
-                declared = int(m.group(1))
-            continue
-        n_lines += 1
-        fields = stripped.split(',', 3)
-        if len(fields) != 4:
-            reject(line_number, 'bad-field-count', f'expected 4 fields, got {len(fields)}: {line[:200]!r}')
-            continue
-        vid, start_s, end_s, label_field = (f.strip() for f in fields)
-        if not _YTID.match(vid):
-            reject(line_number, 'bad-video-id', f'bad YouTube id {vid!r}')
-            continue
-        try:
-            start, end = float(start_s), float(end_s)
-        except ValueError:
-            reject(line_number, 'bad-time', f'start/end not numbers: {start_s!r}, {end_s!r}', video_id=vid)
-            continue
-        if not (0 <= start < end) or not np.isfinite(end):
-            reject(line_number, 'bad-time', f'need 0 <= start < end, got {start_s}, {end_s}', video_id=vid,
-                   start_time_seconds=start if np.isfinite(start) else None)
-            continue
-        if len(label_field) >= 2 and label_field[0] == label_field[-1] == '"':
-            label_field = label_field[1:-1]
-        elif '"' in label_field:
-            reject(line_number, 'bad-quoting', f'unbalanced quotes in {label_field!r}', video_id=vid,
-                   start_time_seconds=start)
-            continue
-        mids = tuple(m.strip() for m in label_field.split(',') if m.strip())
-        if not mids:
-            reject(line_number, 'no-labels', 'empty positive label list', video_id=vid, start_time_seconds=start)
-            continue
-        unknown = [m for m in mids if m not in known_mids]
-        if unknown:
-            reject(line_number, 'unknown-mid', f'label MID(s) {unknown} not in the class index or ontology',
-                   video_id=vid, start_time_seconds=start)
-            continue
-        key = (vid, start_ms(start))
-        if key in seen:
-            reject(line_number, 'duplicate-segment', f'a second row for segment {vid} at {start_s}',
-                   video_id=vid, start_time_seconds=start)
-            continue
-        seen.add(key)
-        vids.append(vid)
-        starts.append(start)
-        ends.append(end)
-        labels.append(mids)
-        lines.append(line_number)
-    starts_arr = np.asarray(starts, np.float64)
+    fields = pc.extract_regex(rows, _LINE)
+    flag(~_mask(pc.is_valid(fields)), 'bad-field-count')
+    vid = pc.utf8_trim_whitespace(pc.fill_null(pc.struct_field(fields, 'vid'), ''))
+    start_s = pc.utf8_trim_whitespace(pc.fill_null(pc.struct_field(fields, 'start'), ''))
+    end_s = pc.utf8_trim_whitespace(pc.fill_null(pc.struct_field(fields, 'end'), ''))
+    label_s = pc.utf8_trim_whitespace(pc.fill_null(pc.struct_field(fields, 'labels'), ''))
+    flag(~_mask(pc.match_substring_regex(vid, _YTID.pattern)), 'bad-video-id')
+    numeric = _mask(pc.match_substring_regex(start_s, _NUMBER)) & _mask(pc.match_substring_regex(end_s, _NUMBER))
+    flag(~numeric, 'bad-time')
+    start = pc.cast(pc.if_else(pa.array(numeric), start_s, '0'), pa.float64()).to_numpy(zero_copy_only=False)
+    end = pc.cast(pc.if_else(pa.array(numeric), end_s, '0'), pa.float64()).to_numpy(zero_copy_only=False)
+    flag(~(np.isfinite(end) & (start < end)), 'bad-time')
+    quoted = _mask(pc.and_(pc.starts_with(label_s, '"'), pc.ends_with(label_s, '"'))) & \
+        _mask(pc.greater_equal(pc.utf8_length(label_s), 2))
+    flag(~quoted & _mask(pc.match_substring(label_s, '"')), 'bad-quoting')
+    inner = pc.if_else(pa.array(quoted), pc.utf8_slice_codeunits(label_s, 1, -1), label_s)
+    mids = pc.split_pattern(inner, ',')
+    flat = pc.utf8_trim_whitespace(pc.list_flatten(mids))
+    owner = pc.list_parent_indices(mids).to_numpy()
+    nonempty = _mask(pc.greater(pc.utf8_length(flat), 0))
+    flat, owner = flat.filter(pa.array(nonempty)), owner[nonempty]
+    flag(np.bincount(owner, minlength=n) == 0, 'no-labels')
+    known = _mask(pc.is_in(flat, value_set=pa.array(sorted(known_mids), pa.string())))
+    unknown_row = np.bincount(owner[~known], minlength=n) > 0
+    flag(unknown_row, 'unknown-mid')
+    starts_ms = np.round(np.where(np.isfinite(start), start, 0) * 1000).astype(np.int64)
+    ok = reason == None  # noqa: E711
+    # A second row for the same segment: only rows good so far compete, the first in the file wins.
+    seg = pc.binary_join_element_wise(vid, pc.cast(pa.array(starts_ms), pa.string()), '_')
+    ok_idx = np.flatnonzero(ok)
+    repeat = np.zeros(n, bool)
+    repeat[ok_idx] = ~keys.first_occurrences(seg.take(pa.array(ok_idx)))
+    flag(repeat, 'duplicate-segment')
+    ok = reason == None  # noqa: E711
+    # Labels of good rows, each MID once (first mention wins), in release order.
+    good_pairs = ok[owner]
+    pair_keys = pc.binary_join_element_wise(pc.cast(pa.array(owner[good_pairs]), pa.string()),
+                                            flat.filter(pa.array(good_pairs)), ' ')
+    first = keys.first_occurrences(pair_keys) if len(pair_keys) else np.zeros(0, bool)
+    duplicate_labels = int((~first).sum())
+    kept_owner = owner[good_pairs][first]
+    kept_mids = flat.filter(pa.array(good_pairs)).filter(pa.array(first))
+    ok_rows = np.flatnonzero(ok)
+    row_of = np.full(n, -1, np.int64)
+    row_of[ok_rows] = np.arange(len(ok_rows))
+    offsets = np.zeros(len(ok_rows) + 1, np.int64)
+    np.cumsum(np.bincount(row_of[kept_owner], minlength=len(ok_rows)), out=offsets[1:])
     table = pa.table({
-        'video_id': pa.array(vids, pa.string()),
-        'start_ms': pa.array(np.round(starts_arr * 1000).astype(np.int64)),
-        'start_time_seconds': pa.array(starts_arr),
-        'end_time_seconds': pa.array(np.asarray(ends, np.float64)),
-        'labels': pa.array(labels, pa.list_(pa.string())),
-        'line_number': pa.array(lines, pa.int64()),
+        'video_id': pc.cast(vid.filter(pa.array(ok)), pa.string()),
+        'start_ms': pa.array(starts_ms[ok]),
+        'start_time_seconds': pa.array(start[ok]),
+        'end_time_seconds': pa.array(end[ok]),
+        'labels': pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)),
+                                           pc.cast(kept_mids, pa.string())),
+        'line_number': pa.array(row_numbers[ok]),
     }, schema=SEGMENTS_SCHEMA)
-    return ParsedCsv(table, bad, declared, n_lines)
+    bad = [_dead_letter(source, split, reason[i], int(row_numbers[i]), rows[i].as_py(), known_mids)
+           for i in np.flatnonzero(~ok).tolist()]
+    return ParsedCsv(table, bad, declared, n, duplicate_labels)
+
+
+_MESSAGES = {
+    'bad-field-count': 'expected 4 fields (YTID, start, end, "labels")',
+    'bad-video-id': 'bad YouTube id',
+    'bad-time': 'start and end must be numbers with 0 <= start < end',
+    'bad-quoting': 'unbalanced quotes in the label list',
+    'no-labels': 'empty positive label list',
+    'unknown-mid': 'label MID(s) not in the class index or ontology',
+    'duplicate-segment': 'a second row for the same segment (YTID, start)',
+}
+
+
+def _dead_letter(source: str, split: str, reason: str, line_number: int, line: str,
+                 known_mids: frozenset[str]) -> dict:
+    """The dead letter of one bad line: the vectorized checks found it, this says what is wrong with it."""
+    fields = [f.strip() for f in line.split(',', 3)]
+    extra: dict = {}
+    if len(fields) == 4 and _YTID.match(fields[0]):
+        extra['video_id'] = fields[0]
+        try:
+            start = float(fields[1])
+            if np.isfinite(start):
+                extra['start_time_seconds'] = start
+        except ValueError:
+            pass
+    detail = _MESSAGES[reason]
+    if reason == 'unknown-mid':
+        mids = [m.strip() for m in fields[3].strip('"').split(',') if m.strip()]
+        detail += f': {[m for m in mids if m not in known_mids]}'
+    return deadletter.dead_letter(deadletter.PARSE_CSV, reason, source, f'{detail}: {line[:200]!r}',
+                                  line_number=line_number, split=split, **extra)
 
 
 class SegmentIndex:
-    """A split's segments, sorted by video id, with row ranges per 2-character id prefix.
+    """A split's segments CSV, ready for an exact, vectorized join on (video_id, start ms).
 
-    The release shards are named by that prefix, so a group of shards only ever looks at a small slice
-    of a 2M-row CSV.
+    Lookups hash the whole key, so they cost the same whatever ids a shard group holds: shards need not be
+    named by id prefix. ``lookup`` returns rows of ``table`` (file order).
     """
 
     def __init__(self, table: pa.Table, source: str):
         self.source = source
-        self.table = table.take(pc.sort_indices(table, [('video_id', 'ascending'), ('start_ms', 'ascending')]))
-        prefixes = pc.utf8_slice_codeunits(self.table['video_id'], 0, 2).to_pylist()
-        self._ranges: dict[str, tuple[int, int]] = {}
-        for i, p in enumerate(prefixes):
-            lo, _ = self._ranges.get(p, (i, i))
-            self._ranges[p] = (lo, i + 1)
+        self.table = table
+        self.keys = KeyIndex(keys.segment_ids(table['video_id'].combine_chunks(),
+                                              table['start_ms'].combine_chunks()))
 
     def __len__(self) -> int:
         return self.table.num_rows
 
+    @property
+    def nbytes(self) -> int:
+        return self.table.nbytes + self.keys.nbytes
+
+    def lookup_keys(self, segment_ids: pa.Array) -> np.ndarray:
+        """Row of ``table`` for each ``<video_id>_<start_ms>`` key, -1 where the CSV has none."""
+        return self.keys.lookup(segment_ids)
+
     def lookup(self, video_ids: list[str], starts_ms: np.ndarray) -> tuple[np.ndarray, pa.Table]:
-        """Row of each key in the returned slice of the table (-1 where absent), and that slice."""
-        wanted = sorted({v[:2] for v in video_ids})
-        pieces = [self.table.slice(lo, hi - lo) for lo, hi in (self._ranges[p] for p in wanted if p in self._ranges)]
-        sub = pa.concat_tables(pieces) if pieces else self.table.slice(0, 0)
-        where = {k: i for i, k in enumerate(zip(sub['video_id'].to_pylist(), sub['start_ms'].to_pylist()))}
-        rows = np.fromiter((where.get(k, -1) for k in zip(video_ids, starts_ms.tolist())), np.int64,
-                           count=len(video_ids))
-        return rows, sub
+        """Row of each key in ``table`` (-1 where absent), and ``table`` itself."""
+        ids = keys.segment_ids(pa.array(video_ids, pa.string()), np.asarray(starts_ms, np.int64))
+        return self.lookup_keys(ids), self.table
