@@ -1,9 +1,140 @@
-"""What every command-line entry point shares."""
+"""What every command-line entry point shares: exit codes, one-paragraph errors, strict flag parsing.
+
+Each ``main()`` is ``run_cli(run)``: an expected failure (a bad flag, a missing or malformed input, a build
+that failed its own checks) prints one ``error:`` paragraph naming the flag or file and exits with its code
+(``--verbose`` adds the traceback); anything else is a bug and prints its traceback. Pure Python: no Beam.
+"""
 from __future__ import annotations
 
+import argparse
+import difflib
 import logging
 import os
+import re
+import socket
 import sys
+import traceback
+import urllib.parse
+from typing import Callable, Iterable
+
+EXIT_OK = 0
+EXIT_FAILED = 1        # the run finished but failed its own checks
+EXIT_USAGE = 2         # flags: unknown, malformed, contradictory; an output that cannot be written
+EXIT_RETRYABLE = 3     # download_audio: some segments failed transiently; rerun to retry them
+EXIT_INPUT = 4         # an input named by a flag is missing, unreadable or malformed
+EXIT_INTERNAL = 70     # a bug or an unexpected failure: the traceback is printed
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = """\
+Exit status:
+  0    success
+  1    the run finished but failed its own checks (build: output verification, counts, or more than
+       --max_bad_fraction rejected; embed_audio: no file could be embedded)
+  2    usage: an unknown or malformed flag, contradictory flags, an output path that is a file, a local
+       path under DataflowRunner, an invalid gs:// bucket name, VGGish weights that cannot be had
+  3    download_audio only: some segments failed transiently; rerun the same command to retry them
+  4    bad input: a file or folder named by a flag is missing, unreadable or malformed (class index,
+       ontology, shards, segments folder, audio, manifest), or gs:// cannot be reached
+  70   internal error (a bug): the traceback is printed
+  130  interrupted
+Expected errors print one "error:" paragraph naming the flag or file; --verbose adds the traceback."""
+
+
+class UserError(Exception):
+    """An error the person running the command can fix; ``run_cli`` prints it as one paragraph."""
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class UsageError(UserError):
+    """A bad flag, flag value or combination of flags (exit 2)."""
+    exit_code = EXIT_USAGE
+
+
+class InputError(UserError, ValueError):
+    """An input named by a flag is missing, unreadable or malformed (exit 4). Also a ValueError, which is
+    what input planning raised before."""
+    exit_code = EXIT_INPUT
+
+
+# ValueErrors that input planning raises about the inputs themselves (the text says which flag/file).
+KNOWN_INPUT_ERRORS = ('no shards found', 'no audio files found')
+_BEAM_SUFFIX = re.compile(r" \[while running '[^']*'\]")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its causes/contexts, outermost first (Beam re-raises worker errors wrapped)."""
+    seen, out, todo = set(), [], [exc]
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        out.append(e)
+        todo += [e.__cause__, e.__context__]
+    return out
+
+
+def _class_names(e: BaseException) -> set[str]:
+    return {c.__name__ for c in type(e).__mro__}
+
+
+def expected_error(exc: BaseException) -> tuple[int, str] | None:
+    """(exit code, message) when ``exc`` is an expected failure, else None (a bug: show the traceback).
+
+    Classes are matched by name where they live in modules this one must not import (Beam's sinks)."""
+    for e in _chain(exc):
+        names = _class_names(e)
+        if isinstance(e, UserError):
+            return e.exit_code, str(e)
+        if 'BuildFailed' in names:
+            return EXIT_FAILED, _BEAM_SUFFIX.sub('', str(e))
+        if 'WeightsError' in names:
+            return EXIT_USAGE, str(e)
+        if isinstance(e, (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)):
+            what = {FileNotFoundError: 'no such file or folder', NotADirectoryError: 'not a folder',
+                    IsADirectoryError: 'a folder, not a file', PermissionError: 'permission denied'}
+            reason = next((v for k, v in what.items() if isinstance(e, k)), e.strerror)
+            return EXIT_INPUT, f'{e.filename}: {reason}' if e.filename else str(e)
+        if isinstance(e, ValueError) and any(k in str(e) for k in KNOWN_INPUT_ERRORS):
+            return EXIT_INPUT, _BEAM_SUFFIX.sub('', str(e))
+    # A runner that reports a worker's failure only as text (Dataflow) still names the class.
+    text = str(exc)
+    m = re.search(r'BuildFailed: (.+?)(?:\n\n|\nTraceback|\Z)', text, re.S)
+    if m:
+        return EXIT_FAILED, _BEAM_SUFFIX.sub('', m.group(1)).strip()
+    return None
+
+
+def format_error(message: str) -> str:
+    """``error: <message>``, continuation lines indented: one paragraph, one line starting ``error:``."""
+    lines = message.strip().splitlines() or ['(no message)']
+    if lines[0].startswith('error: '):
+        lines[0] = lines[0][len('error: '):]
+    return '\n'.join(['error: ' + lines[0]] + ['  ' + ln for ln in lines[1:]])
+
+
+class QuietExpectedErrors(logging.Filter):
+    """Drops log records that carry an expected error: Beam logs a failing DoFn's exception (with its
+    traceback) before re-raising it, and ``run_cli`` prints that error once, as one paragraph."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return exc is None or expected_error(exc) is None
+
+
+def setup_logging(argv: Iterable[str], noisy: Iterable[str] = ('apache_beam', 'absl', 'tensorflow')) -> None:
+    """INFO logs with timestamps; chatty libraries at WARNING; expected errors not logged twice."""
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    for name in noisy:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if '--verbose' not in argv:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(QuietExpectedErrors())
 
 
 def exit_now(code: int) -> None:
@@ -14,3 +145,285 @@ def exit_now(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def run_cli(run: Callable[[list[str]], int | None], argv: list[str] | None = None) -> None:
+    """Runs ``run(argv)`` and ends the process with its exit status (see EXIT_CODES_HELP)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = '--verbose' in argv
+    try:
+        code = run(argv) or EXIT_OK
+    except SystemExit as e:          # argparse: --help, or a usage error it already printed
+        if isinstance(e.code, str):  # raise SystemExit('error: ...')
+            print(format_error(e.code), file=sys.stderr)
+            code = EXIT_USAGE
+        else:
+            code = e.code or EXIT_OK
+    except KeyboardInterrupt:
+        print('error: interrupted', file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except BaseException as e:  # noqa: BLE001 -- every failure ends here, as a message or a traceback
+        known = expected_error(e)
+        if known is None or verbose:
+            traceback.print_exc()
+        if known is None:
+            print(f'internal error (a bug, or a failure this tool does not expect): {type(e).__name__}; '
+                  'the traceback above says where', file=sys.stderr)
+            code = EXIT_INTERNAL
+        else:
+            code, message = known
+            print(format_error(message), file=sys.stderr)
+    exit_now(code)
+
+
+# -- strict flags ------------------------------------------------------------------------------------------
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-paragraph errors (``error: ...``, exit 2) instead of a usage dump, and
+    ``parse_strict``: values may start with '-', and an unknown flag gets a did-you-mean."""
+    _argv: list[str] = []
+
+    def error(self, message: str):
+        print(format_error(f'{dash_value_hint(message, self._argv)} (see {self.prog} --help)'), file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+    def parse_strict(self, argv: list[str] | None) -> argparse.Namespace:
+        self._argv = argv = normalize_argv(list(sys.argv[1:] if argv is None else argv), self)
+        args, unknown = self.parse_known_args(argv)
+        if unknown:
+            self.error(describe_unknown(unknown, argv, self, ''))
+        return args
+
+
+_NO_VALUE = re.compile(r'argument (-[^\s:/]+)(?:/\S+)?: expected (?:one|at least one) argument')
+
+
+def dash_value_hint(message: str, argv: list[str]) -> str:
+    """argparse's "expected one argument" where the value started with '-': say how to give it."""
+    m = _NO_VALUE.match(message)
+    if m:
+        flag = m.group(1)
+        for i, token in enumerate(argv[:-1]):
+            if token == flag and argv[i + 1].startswith('-') and argv[i + 1] != '--':
+                return f'{message}: {argv[i + 1]} reads as a flag; a value that starts with "-" goes after "=": ' \
+                       f'{flag}={argv[i + 1]}'
+    return message
+
+
+_FLAG_LIKE = re.compile(r'--?[A-Za-z][A-Za-z0-9_-]*(=.*)?', re.S)
+
+
+def _is_flag(token: str, actions: dict) -> bool:
+    """Whether ``token`` is meant as a flag rather than a value: a known flag, or a name of flag shape.
+    A value such as ``-0BIyqJj9ZU_30.000_40.000.flac`` (a YouTube id) is neither."""
+    return token == '--' or token.split('=', 1)[0] in actions or bool(_FLAG_LIKE.fullmatch(token))
+
+
+def _takes_values(action: argparse.Action) -> bool:
+    return action.nargs is None or action.nargs in ('+', '*') or (isinstance(action.nargs, int) and action.nargs > 0)
+
+
+def normalize_argv(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """Rewrites ``--flag VALUE`` as ``--flag=VALUE`` where VALUE starts with '-' but is no flag (argparse
+    would take it for one), and spreads the values of a several-values flag (``action='extend'``) as
+    ``--flag=V`` each, so that '-' values work there too. Everything else is left as it is."""
+    actions = parser._option_string_actions  # noqa: SLF001 -- the one map of flag -> action argparse has
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if token == '--':
+            out += argv[i - 1:]
+            break
+        action = actions.get(token)
+        if action is None or not _takes_values(action):
+            out.append(token)
+            continue
+        if isinstance(action, argparse._ExtendAction):  # noqa: SLF001
+            values = []
+            while i < len(argv) and not (argv[i].startswith('-') and _is_flag(argv[i], actions)):
+                values.append(argv[i])
+                i += 1
+            out += [f'{token}={v}' for v in values] if values else [token]
+        elif action.nargs is None and i < len(argv) and argv[i].startswith('-') and not _is_flag(argv[i], actions):
+            out.append(f'{token}={argv[i]}')
+            i += 1
+        else:
+            out.append(token)
+    return out
+
+
+def _flag_before(argv: list[str], pos: int, actions: dict) -> str | None:
+    """The flag whose value(s) the token at ``pos`` may have been meant as."""
+    j = pos - 1
+    while j >= 0 and not argv[j].startswith('-'):
+        j -= 1
+    if j < 0 or argv[j] not in actions or not _takes_values(actions[argv[j]]):
+        return None
+    several = isinstance(actions[argv[j]], argparse._ExtendAction)  # noqa: SLF001
+    return argv[j] if several or j == pos - 1 else None
+
+
+def describe_unknown(unknown: list[str], argv: list[str], parser: argparse.ArgumentParser,
+                     help_hint: str) -> str:
+    """One paragraph about flags no parser knows, each with its closest known flag."""
+    actions = parser._option_string_actions  # noqa: SLF001
+    known = sorted(a for a in actions if a.startswith('--'))
+    flags, extra = [], []
+    skip = False
+    for k, token in enumerate(unknown):
+        if skip:
+            skip = False
+            continue
+        pos = argv.index(token) if token in argv else -1
+        if token.startswith('-') and token != '-':
+            name = token.split('=', 1)[0]
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            note = f' (did you mean {close[0]}?)' if close else ''
+            flag_before = _flag_before(argv, pos, actions)
+            if flag_before and not close:
+                note = f' (if it is a value of {flag_before}, write {flag_before}={token})'
+            flags.append(name + note)
+            # its value, if it has one, is no separate problem
+            nxt = unknown[k + 1] if k + 1 < len(unknown) else None
+            skip = ('=' not in token and nxt is not None and not nxt.startswith('-') and pos >= 0
+                    and pos + 1 < len(argv) and argv[pos + 1] == nxt)
+        else:
+            extra.append(token)
+    parts = []
+    if flags:
+        parts.append(('unknown flag ' if len(flags) == 1 else 'unknown flags: ') + ', '.join(flags))
+    if extra:
+        parts.append(f'unexpected argument{"s" if len(extra) > 1 else ""} {" ".join(map(repr, extra))} '
+                     '(a flag takes one value unless its help says several; quote a glob so the shell does '
+                     'not expand it)')
+    return '; '.join(parts) + (f'. {help_hint}' if help_hint else '')
+
+
+def check_flags(argv: list[str], parser: argparse.ArgumentParser, help_hint: str) -> argparse.Namespace:
+    """Parses ``argv`` with ``parser`` (which should raise on errors); anything it does not know is a
+    UsageError with a did-you-mean."""
+    try:
+        namespace, unknown = parser.parse_known_args(argv)
+    except UsageError as e:
+        raise UsageError(f'{dash_value_hint(str(e), argv)}. {help_hint}') from None
+    if unknown:
+        raise UsageError(describe_unknown(unknown, argv, parser, help_hint))
+    return namespace
+
+
+# -- paths --------------------------------------------------------------------------------------------------
+
+_BUCKET_CHARS = re.compile(r'[a-z0-9][a-z0-9._-]*[a-z0-9]')
+_IPV4 = re.compile(r'\d{1,3}(\.\d{1,3}){3}')
+
+
+def bucket_problem(bucket: str) -> str | None:
+    """Why ``bucket`` cannot be a Cloud Storage bucket name, or None (the documented naming rules:
+    https://cloud.google.com/storage/docs/buckets#naming). Checked offline, before any request."""
+    if not 3 <= len(bucket) <= 222:
+        return 'a bucket name has 3 to 222 characters'
+    if not _BUCKET_CHARS.fullmatch(bucket):
+        return ('a bucket name has only lowercase letters, digits, dashes, underscores and dots, and starts '
+                'and ends with a letter or digit')
+    if '.' not in bucket and len(bucket) > 63:
+        return 'a bucket name without dots has at most 63 characters'
+    if any(not 1 <= len(part) <= 63 for part in bucket.split('.')):
+        return 'each dot-separated part of a bucket name has 1 to 63 characters'
+    if _IPV4.fullmatch(bucket):
+        return 'a bucket name cannot be an IP address'
+    if bucket.startswith('goog') or 'google' in bucket or 'g00gle' in bucket:
+        return 'a bucket name cannot start with "goog" or contain "google"'
+    return None
+
+
+def gcs_path_problem(path: str, schemes: tuple[str, ...] = ('gs',)) -> str | None:
+    """Why ``path`` is not a usable local path or gs:// URL (or another of ``schemes``), or None."""
+    scheme = path.split('://', 1)[0] if '://' in path else None
+    if scheme is not None and scheme not in schemes:
+        return f'only local paths and {", ".join(s + "://" for s in schemes)} URLs are supported here'
+    if scheme != 'gs':
+        return None
+    bucket = path[len('gs://'):].split('/', 1)[0]
+    if not bucket:
+        return 'no bucket name after gs://'
+    return bucket_problem(bucket)
+
+
+def is_remote(path: str) -> bool:
+    return '://' in path
+
+
+def first_existing_ancestor(path: str) -> str:
+    p = os.path.abspath(path)
+    while not os.path.exists(p):
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    return p
+
+
+def output_dir_problem(path: str) -> str | None:
+    """Why a local output folder cannot be created/used, or None (no side effects)."""
+    if is_remote(path):
+        return gcs_path_problem(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        return 'exists and is a file, not a folder'
+    ancestor = first_existing_ancestor(path)
+    if not os.path.isdir(ancestor):
+        return f'{ancestor} is a file, so no folder can be made below it'
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f'{ancestor} is not writable'
+    return None
+
+
+def gcs_endpoint() -> tuple[str, int]:
+    """Host and port the Cloud Storage client talks to (the emulator when STORAGE_EMULATOR_HOST is set)."""
+    emulator = os.environ.get('STORAGE_EMULATOR_HOST')
+    if emulator:
+        u = urllib.parse.urlsplit(emulator if '://' in emulator else 'http://' + emulator)
+        return u.hostname or 'localhost', u.port or (443 if u.scheme == 'https' else 80)
+    return 'storage.googleapis.com', 443
+
+
+def check_gcs_reachable(flag: str, path: str, timeout_s: float = 3.0) -> None:
+    """Fails in a few seconds, naming the flag, when Cloud Storage cannot be reached at all (the client
+    itself retries for minutes). Skipped behind a proxy, which a direct connection cannot judge."""
+    if any(os.environ.get(k) for k in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy')):
+        return
+    host, port = gcs_endpoint()
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise InputError(f'{flag} {path}: cannot reach {host}:{port} to read it ({e}); check the network '
+                         '(every gs:// input is listed or read before anything runs)') from None
+
+
+# -- class index + ontology ---------------------------------------------------------------------------------
+
+def load_vocabulary(class_index: str, ontology: str, read_bytes: Callable[[str], bytes]):
+    """Reads, parses and cross-checks ``--class_index`` and ``--ontology``; every problem is an InputError
+    naming the flag, the file and what is wrong (the line, the entry, the MIDs of a cycle, ...)."""
+    from transforms.core.ontology import ClassIndex, Ontology, Vocabulary
+    parsed = []
+    for flag, path, parse in (('--class_index', class_index, ClassIndex.from_csv),
+                              ('--ontology', ontology, Ontology.from_json)):
+        try:
+            data = read_bytes(path)
+        except Exception as e:  # noqa: BLE001 -- local or gs://: each filesystem raises its own
+            reason = 'no such file' if isinstance(e, FileNotFoundError) else f'cannot be read ({e})'
+            raise InputError(f'{flag} {path}: {reason}') from e
+        try:
+            parsed.append(parse(data, path))
+        except ValueError as e:
+            raise InputError(f'{flag} {e}') from e
+    vocab = Vocabulary(*parsed)
+    unknown = [m for m in vocab.class_index.mids if m not in vocab.ontology.order]
+    if unknown:
+        raise InputError(f'--class_index {class_index}: {len(unknown)} of its {len(vocab.class_index)} MIDs are '
+                         f'not classes of --ontology {ontology} (first: {", ".join(unknown[:5])}); give the '
+                         'class index and ontology of the same AudioSet release')
+    return vocab

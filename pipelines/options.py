@@ -1,9 +1,17 @@
-"""Every flag of the build, declared once. Transforms never see these objects, only plain values."""
+"""Every flag of the build, declared once, and their checks: strict parsing (an unknown flag is an error,
+not a warning) and the validation of every input and output path before anything runs or is deleted.
+Transforms never see these objects, only plain values."""
 from __future__ import annotations
 
+import argparse
+import glob
+import os
 import pathlib
 
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOptions, StandardOptions,
+                                                  _BeamArgumentParser)
+
+from pipelines import cli
 
 SAMPLE_DIR = pathlib.Path(__file__).resolve().parents[1] / 'sample_data'
 
@@ -20,8 +28,8 @@ class BuildOptions(PipelineOptions):
                             'Default: the bundled sample.')
         g.add_argument('--segments_dir', default=str(SAMPLE_DIR / 'segments'),
                        help='Folder with any of eval_segments.csv, balanced_train_segments.csv, '
-                            'unbalanced_train_segments.csv; may be empty, and then a split is labelled from '
-                            'its records\' own label indices. Default: the bundled sample.')
+                            'unbalanced_train_segments.csv. It must exist, but may be empty: then a split is '
+                            'labelled from its records\' own label indices. Default: the bundled sample.')
         g.add_argument('--class_index', default=str(SAMPLE_DIR / 'class_labels_indices.csv'),
                        help='class_labels_indices.csv (index,mid,display_name). Default: the bundled copy.')
         g.add_argument('--ontology', default=str(SAMPLE_DIR / 'ontology.json'),
@@ -41,9 +49,10 @@ class BuildOptions(PipelineOptions):
                             'lines, is rejected (default 0.05). Rejected inputs are always written to '
                             'dead_letters/.')
         a = parser.add_argument_group('New audio (VGGish embeddings computed here)')
-        a.add_argument('--audio', default=None,
-                       help='Comma-separated audio folders, globs or files (local or gs://) named '
-                            '<YTID>_<start>_<end>.<ext> (wav, flac, mp3, m4a/aac, ogg/opus, webm). Each clip is '
+        a.add_argument('--audio', nargs='+', action='extend', default=None, metavar='PATH',
+                       help='Audio folders, globs or files (local or gs://; several after one --audio, repeated '
+                            '--audio, or comma-separated) named <YTID>_<start>_<end>.<ext> (wav, flac, mp3, '
+                            'm4a/aac, ogg/opus, webm); a name starting with "-" is fine. Each clip is '
                             'embedded with VGGish, labelled from the segment CSVs and added to clips/ with '
                             'embedding_source="computed".')
         a.add_argument('--audio_manifest', default=None,
@@ -73,3 +82,208 @@ class BuildOptions(PipelineOptions):
                        help='Rows per Parquet file of a partition before a new file starts (default 250000).')
         g.add_argument('--row_group_rows', type=int, default=50_000,
                        help='Rows per Parquet row group (default 50000, about 64 MB uncompressed).')
+        g.add_argument('--verbose', action='store_true',
+                       help='With an expected error (bad flag or input, failed checks), print its traceback too.')
+
+
+HELP_HINT = ('See python -m pipelines.build_dataset --help; Beam\'s pipeline options (--runner, --project, '
+             '--temp_location, ...) are accepted too.')
+
+
+class _StrictBeamParser(_BeamArgumentParser):
+    """Beam's own parser class (it knows ValueProvider arguments), raising UsageError instead of exiting."""
+
+    def error(self, message):
+        raise cli.UsageError(message)
+
+
+def _option_classes() -> list[type]:
+    """Every PipelineOptions subclass defined so far, subclasses of subclasses included."""
+    found, todo = [], list(PipelineOptions.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        if cls not in found:
+            found.append(cls)
+            todo += cls.__subclasses__()
+    return found
+
+
+def all_flags_parser() -> argparse.ArgumentParser:
+    """A parser of every flag a build accepts: the build's and every Beam pipeline option's, the set Beam
+    itself parses with (``PipelineOptions.get_all_options``), which only warns about the rest."""
+    parser = _StrictBeamParser(allow_abbrev=False, add_help=False, conflict_handler='resolve')
+    for cls in _option_classes():
+        if '_add_argparse_args' in cls.__dict__:
+            cls._add_argparse_args(parser)
+    return parser
+
+
+def help_parser() -> argparse.ArgumentParser:
+    """The build's flags, for --help."""
+    parser = argparse.ArgumentParser(
+        prog='python -m pipelines.build_dataset', formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='Build AudioSet as hive-partitioned Parquet from the released embedding shards (and '
+                    'optionally your own audio). Beam\'s pipeline options (--runner, --direct_num_workers, '
+                    '--project, --region, --temp_location, ...) are accepted besides these.',
+        epilog=cli.EXIT_CODES_HELP)
+    BuildOptions._add_argparse_args(parser)
+    return parser
+
+
+def check_flags(argv: list[str]) -> list[str]:
+    """``argv`` with values that start with '-' attached to their flags (``--audio=-0BIy....flac``);
+    raises UsageError for a flag that neither the build nor Beam knows, or a value that does not parse."""
+    parser = all_flags_parser()
+    argv = cli.normalize_argv(list(argv), parser)
+    cli.check_flags(argv, parser, HELP_HINT)
+    return argv
+
+
+def audio_specs(values) -> list[str]:
+    """--audio values as a flat list: each value may itself be comma-separated."""
+    if isinstance(values, str):
+        values = [values]
+    return [p.strip() for v in values or () for p in v.split(',') if p.strip()]
+
+
+def is_dataflow(options: PipelineOptions) -> bool:
+    runner = options.view_as(StandardOptions).runner
+    name = runner if isinstance(runner, str) else type(runner).__name__ if runner is not None else ''
+    return 'dataflow' in name.lower()
+
+
+# Inputs the workers read, so on Dataflow they must be on gs://. The class index and ontology are read when
+# the job is built (on the submitting machine, or the Flex Template launcher with its bundled copies) and
+# travel inside the job, so local files are fine for them.
+WORKER_INPUTS = ('features_dir', 'segments_dir', 'audio', 'audio_manifest', 'reuse_embeddings_from')
+WEIGHT_INPUTS = ('vggish_checkpoint', 'vggish_pca_params')
+
+
+def _path_flags(opts: BuildOptions) -> list[tuple[str, str]]:
+    """(flag, value) of every path the build will read or write, in flag order; the audio-only ones only
+    with audio."""
+    with_audio = bool(opts.audio or opts.audio_manifest)
+    out = [(f'--{name}', getattr(opts, name)) for name in ('features_dir', 'segments_dir', 'class_index',
+                                                           'ontology', 'output_dir', 'output_root')]
+    out += [('--audio', a) for a in audio_specs(opts.audio)]
+    names = ('audio_manifest', 'reuse_embeddings_from') + (WEIGHT_INPUTS if with_audio else ())
+    out += [(f'--{name}', getattr(opts, name)) for name in names]
+    return [(flag, value) for flag, value in out if value]
+
+
+def _defaults() -> dict[str, str]:
+    return {a.dest: a.default for a in help_parser()._actions if isinstance(a.default, str)}
+
+
+def _dataflow_problems(options: PipelineOptions, opts: BuildOptions, paths: list[tuple[str, str]]) -> list[str]:
+    defaults = _defaults()
+    problems = []
+    for flag, value in paths:
+        name = flag[2:]
+        if name in WORKER_INPUTS and not value.startswith('gs://'):
+            why = ' (the default, the bundled sample)' if defaults.get(name) == value else ''
+            problems.append(f'{flag} {value}{why}: Dataflow workers cannot read local files; give a gs:// path')
+        elif name in WEIGHT_INPUTS and not value.startswith(('gs://', 'https://')):
+            problems.append(f'{flag} {value}: Dataflow workers cannot read local files; give gs:// or https://')
+        elif name in ('output_dir', 'output_root') and not value.startswith('gs://'):
+            problems.append(f'{flag} {value}: Dataflow workers write the dataset; give a gs:// path')
+    cloud = options.view_as(GoogleCloudOptions)
+    if not (cloud.temp_location or cloud.staging_location):
+        problems.append('--temp_location: needed under DataflowRunner (e.g. gs://BUCKET/tmp); without it Beam '
+                        'would look for or create a default bucket over the network')
+    for flag in ('temp_location', 'staging_location'):
+        value = getattr(cloud, flag)
+        if value and not value.startswith('gs://'):
+            problems.append(f'--{flag} {value}: must be a gs:// path under DataflowRunner')
+    from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
+    # Beam's own checks of project and job name; offline (the runner would also check the buckets over
+    # the network, and create a default one when they are bad).
+    problems += PipelineOptionsValidator(options, None).validate_cloud_options(cloud)
+    return problems
+
+
+def _exists_problem(path: str, want: str) -> str | None:
+    """Why a local input is not there as a ``want`` ('file' or 'folder'), or None."""
+    if not os.path.exists(path):
+        return f'no such {want}'
+    if want == 'folder' and not os.path.isdir(path):
+        return 'is a file, not a folder'
+    if want == 'file' and os.path.isdir(path):
+        return 'is a folder, not a file'
+    return None
+
+
+def _match_any(pattern: str) -> bool:
+    from apache_beam.io.filesystems import FileSystems
+    return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)
+
+
+def _input_problems(opts: BuildOptions, with_audio: bool) -> list[str]:
+    """Missing or mistyped inputs (local: os; gs://: a listing of at most one object)."""
+    from transforms.core import layout
+    problems = []
+    f = opts.features_dir
+    if not cli.is_remote(f) and (why := _exists_problem(f, 'folder')):
+        problems.append(f'--features_dir {f}: {why}' + (' (no shards found)' if why.startswith('no such') else ''))
+    elif not with_audio and not any(_match_any(layout.join(f, d, '*.tfrecord')) for d in layout.FEATURE_FOLDERS):
+        problems.append(f'--features_dir {f}: no shards found in bal_train/, eval/ or unbal_train/ (expected the '
+                        f'release layout, e.g. {layout.join(f, "eval", "*.tfrecord")}), and no --audio')
+    s = opts.segments_dir
+    if not cli.is_remote(s) and (why := _exists_problem(s, 'folder')):
+        hint = (' (give the folder that holds eval_segments.csv, ...)' if os.path.isfile(s) else
+                ' (an existing empty folder is fine: splits are then labelled from the records\' label indices)')
+        problems.append(f'--segments_dir {s}: {why}{hint}')
+    for name in ('class_index', 'ontology', 'audio_manifest') + (WEIGHT_INPUTS if with_audio else ()):
+        value = getattr(opts, name)
+        if value and not cli.is_remote(value) and (why := _exists_problem(value, 'file')):
+            problems.append(f'--{name} {value}: {why}')
+        elif value and value.startswith('gs://') and name in ('class_index', 'ontology', 'audio_manifest') \
+                and not _match_any(value):
+            problems.append(f'--{name} {value}: no such object')
+    for spec in audio_specs(opts.audio):
+        if any(c in spec for c in '*?['):
+            found = (glob.glob(spec, recursive=True) if not cli.is_remote(spec) else _match_any(spec))
+            if not found:
+                problems.append(f'--audio {spec}: the pattern matches no files')
+        elif not cli.is_remote(spec):
+            if not os.path.exists(spec):
+                problems.append(f'--audio {spec}: no such file or folder')
+        elif not (_match_any(spec) or _match_any(layout.join(spec, '**'))):
+            problems.append(f'--audio {spec}: no such object or folder')
+    r = opts.reuse_embeddings_from
+    if r and not cli.is_remote(r) and (why := _exists_problem(r, 'folder')):
+        problems.append(f'--reuse_embeddings_from {r}: {why}')
+    return problems
+
+
+def _paragraph(problems: list[str]) -> str:
+    return problems[0] if len(problems) == 1 else f'{len(problems)} problems:\n' + '\n'.join(problems)
+
+
+def validate(options: PipelineOptions) -> None:
+    """Checks every path flag before anything runs or is deleted, cheapest first: gs:// names (offline),
+    outputs, DataflowRunner's needs, that Cloud Storage answers at all (bounded to seconds), that inputs
+    exist, and that the class index and ontology load and agree. Raises UsageError (flags) or InputError
+    (inputs), naming each flag and path at fault."""
+    opts = options.view_as(BuildOptions)
+    paths = _path_flags(opts)
+    beam_paths = [(f'--{k}', v) for k, v in sorted(options.get_all_options().items())
+                  if isinstance(v, str) and v.startswith('gs://') and f'--{k}' not in dict(paths)]
+    problems = [f'{flag} {value}: {why}' for flag, value in paths + beam_paths
+                if (why := cli.gcs_path_problem(value, ('gs', 'https') if flag[2:] in WEIGHT_INPUTS else ('gs',)))]
+    for flag in ('--output_dir', '--output_root'):
+        value = getattr(opts, flag[2:])
+        if value and not cli.is_remote(value) and (why := cli.output_dir_problem(value)):
+            problems.append(f'{flag} {value}: {why}')
+    if is_dataflow(options):
+        problems += _dataflow_problems(options, opts, paths)
+    if problems:
+        raise cli.UsageError(_paragraph(problems))
+    remote = [(flag, value) for flag, value in paths if value.startswith('gs://')]
+    if remote:
+        cli.check_gcs_reachable(*remote[0])
+    problems = _input_problems(opts, bool(opts.audio or opts.audio_manifest))
+    if problems:
+        raise cli.InputError(_paragraph(problems))
+    from transforms import fileio
+    cli.load_vocabulary(opts.class_index, opts.ontology, fileio.read_bytes)

@@ -16,19 +16,43 @@ class ClassIndex:
 
     @classmethod
     def from_csv(cls, data: bytes, source: str = 'class_labels_indices.csv') -> 'ClassIndex':
-        rows = list(csv.reader(io.StringIO(data.decode('utf-8-sig'))))
-        if not rows or [c.strip() for c in rows[0]] != ['index', 'mid', 'display_name']:
-            raise ValueError(f'{source}: line 1: expected the header "index,mid,display_name"')
+        try:
+            text = data.decode('utf-8-sig')
+        except UnicodeDecodeError as e:
+            raise ValueError(f'{source}: not UTF-8 text ({e.reason} at byte {e.start})') from None
+        rows = list(csv.reader(io.StringIO(text)))
+        if not rows:
+            raise ValueError(f'{source}: empty file; expected the header "index,mid,display_name" and a line '
+                             'per class')
+        if [c.strip() for c in rows[0]] != ['index', 'mid', 'display_name']:
+            raise ValueError(f'{source}: line 1: expected the header "index,mid,display_name", '
+                             f'got {",".join(rows[0])!r}')
         mids, names = [], []
+        line_of_index: dict[str, int] = {}
+        line_of_mid: dict[str, int] = {}
         for line, row in enumerate(rows[1:], start=2):
             if not row:
                 continue
-            if len(row) != 3 or row[0].strip() != str(len(mids)) or not row[1].strip():
-                raise ValueError(f'{source}: line {line}: expected "{len(mids)},<mid>,<name>", got {row!r}')
-            mids.append(row[1].strip())
+            if len(row) != 3:
+                raise ValueError(f'{source}: line {line}: expected 3 columns index,mid,display_name, '
+                                 f'got {len(row)}: {row!r}')
+            index, mid = row[0].strip(), row[1].strip()
+            if index in line_of_index:
+                raise ValueError(f'{source}: line {line}: index {index} appears twice (first on line '
+                                 f'{line_of_index[index]})')
+            if index != str(len(mids)):
+                raise ValueError(f'{source}: line {line}: index {index!r} where {len(mids)} was expected '
+                                 '(indices run 0, 1, 2, ... in file order)')
+            if not mid:
+                raise ValueError(f'{source}: line {line}: empty MID')
+            if mid in line_of_mid:
+                raise ValueError(f'{source}: line {line}: MID {mid} appears twice (first on line '
+                                 f'{line_of_mid[mid]})')
+            line_of_index[index], line_of_mid[mid] = line, line
+            mids.append(mid)
             names.append(row[2])
-        if len(set(mids)) != len(mids):
-            raise ValueError(f'{source}: a MID appears twice')
+        if not mids:
+            raise ValueError(f'{source}: no classes, only the header')
         return cls(tuple(mids), tuple(names))
 
     def __len__(self) -> int:
@@ -60,23 +84,42 @@ class Ontology:
         except ValueError as e:
             raise ValueError(f'{source}: not valid JSON: {e}') from None
         if not isinstance(raw, list):
-            raise ValueError(f'{source}: expected a JSON list of classes')
+            raise ValueError(f'{source}: expected a JSON list of classes, got a {type(raw).__name__}')
+        if not raw:
+            raise ValueError(f'{source}: no classes (an empty list)')
         nodes = []
         for i, obj in enumerate(raw):
-            try:
-                nodes.append(Node(obj['id'], obj['name'], obj.get('description', ''),
-                                  tuple(obj.get('child_ids', ())), tuple(obj.get('restrictions', ()))))
-            except (KeyError, TypeError):
-                raise ValueError(f'{source}: entry {i} lacks "id" or "name"') from None
+            if not isinstance(obj, dict):
+                raise ValueError(f'{source}: entry {i}: expected an object with "id" and "name", '
+                                 f'got a {type(obj).__name__}')
+            for key in ('id', 'name'):
+                if not isinstance(obj.get(key), str) or not obj[key]:
+                    raise ValueError(f'{source}: entry {i}: lacks "{key}" (a non-empty string)')
+            for key in ('child_ids', 'restrictions'):
+                value = obj.get(key, [])
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ValueError(f'{source}: class {obj["id"]}: "{key}" must be a list of strings, '
+                                     f'got {value!r}')
+            nodes.append(Node(obj['id'], obj['name'], obj.get('description', ''),
+                              tuple(obj.get('child_ids', ())), tuple(obj.get('restrictions', ()))))
         ontology = cls(tuple(nodes))
         known = ontology.order
         if len(known) != len(nodes):
-            raise ValueError(f'{source}: a class id appears twice')
+            seen: dict[str, int] = {}
+            for i, n in enumerate(nodes):
+                if n.mid in seen:
+                    raise ValueError(f'{source}: class id {n.mid} appears twice (entries {seen[n.mid]} and {i})')
+                seen[n.mid] = i
         for n in nodes:
             for c in n.child_ids:
                 if c not in known:
-                    raise ValueError(f'{source}: class {n.mid} lists unknown child {c}')
-        ontology.ancestors  # noqa: B018 -- computed eagerly to reject cycles at load time
+                    raise ValueError(f'{source}: class {n.mid} ({n.name}) lists unknown child {c}')
+        try:
+            ontology.ancestors  # noqa: B018 -- computed eagerly to reject cycles at load time
+        except ValueError as e:
+            raise ValueError(f'{source}: {e}') from None
+        except RecursionError:
+            raise ValueError(f'{source}: classes nest too deeply (over ~900 levels of child_ids)') from None
         return ontology
 
     @functools.cached_property
@@ -104,7 +147,10 @@ class Ontology:
             if mid in done:
                 return done[mid]
             if mid in path:
-                raise ValueError(f'ontology cycle through {" -> ".join(path + (mid,))}')
+                loop = (path[path.index(mid):] + (mid,))[::-1]   # parent first: each lists the next as a child
+                raise ValueError('the classes form a cycle, each listing the next in its child_ids (the '
+                                 'ontology must be a DAG): '
+                                 + ' -> '.join(f'{m} ({self.by_mid[m].name})' for m in loop))
             found: set[str] = set()
             for p in self.parents[mid]:
                 found.add(p)
