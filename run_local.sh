@@ -6,10 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 python="$(scripts/ensure_env.sh requirements.txt)"
 args=("$@")
-case " $* " in *" --output_dir"*) ;; *) args+=(--output_dir out) ;; esac
-# One DirectRunner worker thread per core: the heavy work (TensorFlow parsing, Arrow, Parquet, zstd) runs
-# outside the GIL, and threads beat processes here (no worker start-up, no copies between processes).
-case " $* " in *" --direct_num_workers"*|*" --runner"*|*" --direct_running_mode"*) ;; *)
-  args+=(--direct_num_workers "$(nproc 2>/dev/null || echo 2)" --direct_running_mode multi_threading) ;; esac
+case " $* " in *" --output_dir"*|*" --output_root"*|*" --validate_only"*|*" -h "*|*" --help "*) ;;
+  *) args+=(--output_dir out) ;; esac
+# The build itself runs DirectRunner with one worker process per core (see use_all_cores in
+# pipelines/build_dataset.py); --direct_num_workers / --direct_running_mode / --runner override it.
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 exec "$python" -m pipelines.build_dataset "${args[@]}"

@@ -15,14 +15,17 @@ Graph (every failure branches to one dead-letter sink):
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import platform
 import sys
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, TestOptions
+from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, SetupOptions, StandardOptions,
+                                                  TestOptions)
 
 from pipelines import cli
 from pipelines.options import BuildOptions, audio_specs, check_flags, help_parser, validate
@@ -32,6 +35,7 @@ from transforms.core import layout, runs
 from transforms.core.ontology import Vocabulary
 from transforms.embed import EmbedAudio, EmbedSettings, plan_audio
 from transforms.label import LabelSegments
+from transforms.publish import claim_run
 from transforms.read import ReadShards, plan_shard_groups
 from transforms.segments import ReadSegmentCsvs
 from transforms.sinks import MergeStats, Publish, WriteClassTable, WriteDeadLetters, WriteManifest
@@ -184,7 +188,29 @@ def parse(argv: list[str] | None) -> PipelineOptions:
                          'must be positive')
     validate(options)
     options.view_as(SetupOptions).save_main_session = False
+    use_all_cores(options)
     return options
+
+
+def use_all_cores(options: PipelineOptions) -> None:
+    """On DirectRunner, one worker process per core unless the flags say otherwise.
+
+    Processes, not threads: with ``multi_threading``, Beam 2.77's in-memory data channel
+    (``apache_beam/runners/worker/data_plane.py``, ``InMemoryDataChannel.input_elements``) rebuilds its
+    shared input list without a lock while other worker threads append to it, so output chunks can be lost
+    or a stream decoded from the middle of an element (``Unknown type tag``, ``UnicodeDecodeError``, or a
+    decoder allocating gigabytes from a garbage length). Worker processes each have their own gRPC data
+    channel. Explicit ``--direct_num_workers`` / ``--direct_running_mode`` still win.
+    """
+    runner = options.view_as(StandardOptions).runner
+    if runner not in (None, 'DirectRunner', 'direct', 'Direct'):
+        return
+    direct = options.view_as(DirectOptions)
+    given = options.get_all_options(drop_default=True)
+    if 'direct_num_workers' not in given:
+        direct.direct_num_workers = os.cpu_count() or 1
+    if 'direct_running_mode' not in given and direct.direct_num_workers > 1:
+        direct.direct_running_mode = 'multi_processing'
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -195,11 +221,14 @@ def run(argv: list[str] | None = None) -> dict:
     opts = options.view_as(BuildOptions)
     if opts.validate_only:
         return validate_only(options)
+    # A rebuild holds runs/<run_id>/ from here on (refused if taken, published or complete); a failure releases it.
+    claim = claim_run(opts.output_root, opts.run_id, options.view_as(StandardOptions).runner) \
+        if opts.output_root is not None else contextlib.nullcontext()
     manifest_path = layout.join(opts.output_dir, layout.MANIFEST_FILE)
     # The dataset is about to change: a reader must not trust the old manifest meanwhile.
     if fileio.exists(manifest_path):
         FileSystems.delete([manifest_path])
-    with beam.Pipeline(options=options) as p:
+    with claim, beam.Pipeline(options=options) as p:
         pipeline(p, opts)
     return json.loads(fileio.read_bytes(manifest_path))
 
@@ -221,7 +250,8 @@ def _main(argv: list[str]) -> int:
         help_parser().print_help()
         return cli.EXIT_OK
     cli.setup_logging(argv)
-    manifest = run(argv)
+    with cli.quiet_worker_tracebacks(argv):
+        manifest = run(argv)
     if manifest.get('validate_only'):
         print(json.dumps(manifest, indent=2, sort_keys=True))
         return cli.EXIT_OK

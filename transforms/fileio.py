@@ -83,14 +83,6 @@ def parquet_rows(path: str) -> int:
         return pq.ParquetFile(f).metadata.num_rows
 
 
-def open_spill(path: str):
-    """A spill file for random access by rows: memory-mapped locally (only the pages of the rows taken are
-    read; close it to unmap), a seekable GCS reader elsewhere."""
-    if is_local(path):
-        return pa.memory_map(path, 'r')
-    return pa.PythonFile(FileSystems.open(path, compression_type=_RAW), mode='r')
-
-
 def open_random_access(path: str):
     """A seekable Arrow input for ``path``. Local files are read, not memory-mapped: mapped pages of the
     spill files would count against the workers' resident memory."""
@@ -103,28 +95,23 @@ def open_random_access(path: str):
 # Beam's FileSystems has no preconditions: gs:// goes through google.cloud.storage's generation numbers,
 # local paths through hard links (exclusive create) and fsync'd renames.
 
-_gcs_client = None
+_gcs_clients = {}  # STORAGE_EMULATOR_HOST (None: GCS itself) -> client
 
 
-def _forget_gcs_client() -> None:
-    global _gcs_client
-    _gcs_client = None
-
-
-os.register_at_fork(after_in_child=_forget_gcs_client)  # a client's connections must not cross a fork
+os.register_at_fork(after_in_child=_gcs_clients.clear)  # a client's connections must not cross a fork
 
 
 def _gcs_blob(path: str):
-    """The google.cloud.storage Blob for a gs:// path (one client per process, made on first use; it
-    honours STORAGE_EMULATOR_HOST and Application Default Credentials as usual)."""
-    global _gcs_client
+    """The google.cloud.storage Blob for a gs:// path (one client per process and endpoint, made on first
+    use; it honours STORAGE_EMULATOR_HOST and Application Default Credentials as usual)."""
     if not path.startswith('gs://') or '/' not in path[5:]:
         raise ValueError(f'{path}: expected gs://bucket/name')
-    if _gcs_client is None:
+    endpoint = os.environ.get('STORAGE_EMULATOR_HOST')
+    if endpoint not in _gcs_clients:
         from google.cloud import storage
-        _gcs_client = storage.Client()
+        _gcs_clients[endpoint] = storage.Client()
     bucket, name = path[5:].split('/', 1)
-    return _gcs_client.bucket(bucket).blob(name)
+    return _gcs_clients[endpoint].bucket(bucket).blob(name)
 
 
 def _fsync_dir(directory: str) -> None:

@@ -1,14 +1,14 @@
 """WriteClips: labelled segments to hive-partitioned Parquet (split=<split>/label=<MID>).
 
-Rows are shuffled through spill files, not through the runner: each shard group writes its labelled
-segments once to an Arrow IPC file, and only small descriptors (partition -> group, row numbers) go through
-GroupByKey. Each partition writer then takes its rows from the groups' files, group by group. So the
-runner's shuffle stays tiny (DirectRunner keeps it in memory), the embeddings are written and read once,
-and a writer's memory is bounded by one group's rows, however large its partition (Music and Speech hold
-about 1M rows each in the full release).
+Rows are shuffled through spill files, not through the runner: each shard group writes its rows to an
+Arrow IPC file, and only small descriptors (partition -> group, batch) go through GroupByKey. Each group's file holds one record batch per label, and each partition writer reads its
+batches, group by group. So the runner's shuffle stays tiny (DirectRunner keeps it in memory) and a
+writer's memory is bounded by one group's rows of its label, however large its partition (Music and Speech
+hold about 1M rows each in the full release).
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import time
@@ -40,15 +40,15 @@ _STATISTICS_COLUMNS = ['segment_id', 'video_id', 'start_time_seconds', 'end_time
 
 @dataclasses.dataclass
 class SpillRef:
-    """The rows of one shard group's spill file that belong to one partition, in group order."""
+    """One record batch of a shard group's spill file: the group's rows of one partition, in group order."""
     group_id: int
     path: str
-    rows: np.ndarray      # int32, ascending: rows of the group's spill table
-    primary: np.ndarray   # bool per row: is this the segment's first label
+    batch_index: int
+    rows: np.ndarray      # int32, ascending: each row's segment within the group (to leave out duplicates)
 
     @property
     def nbytes(self) -> int:
-        return self.rows.nbytes + self.primary.nbytes + len(self.path)
+        return self.rows.nbytes + len(self.path)
 
 
 beam.coders.registry.register_coder(SpillRef, BatchCoder)
@@ -64,8 +64,9 @@ class WrittenFile:
 
 
 class _SpillFn(beam.DoFn):
-    """Writes a group's labelled segments once, unexploded, to an Arrow IPC file; yields per label the
-    rows that belong to that partition. The embeddings are written once and read once."""
+    """Writes a group's rows, one per (segment, label), to an Arrow IPC file with one record batch per
+    label; yields a SpillRef per batch. A partition writer then reads exactly its batches: one read per
+    (group, label), no random access, nothing else of the file."""
 
     def __init__(self, spill_dir: str):
         self.spill_dir = spill_dir
@@ -73,11 +74,21 @@ class _SpillFn(beam.DoFn):
     def process(self, batch: SegmentBatch):
         started = time.perf_counter()
         path = layout.join(self.spill_dir, 'groups', f'group-{batch.group_id:06d}.arrow')
+        parts = list(partition_rows(batch.segments['labels']))
+        if not parts:
+            return
+        order = np.concatenate([rows for _, rows, _ in parts])
+        exploded = batch.segments.take(pa.array(order))
+        exploded = exploded.add_column(CLIPS.names.index('is_primary'), 'is_primary',
+                                       pa.array(np.concatenate([p for _, _, p in parts])))
+        exploded = exploded.cast(CLIPS.schema).combine_chunks()
+        start = 0
         with FileSystems.create(path, compression_type='uncompressed') as f:
-            with ipc.new_file(f, batch.segments.schema) as writer:
-                writer.write_table(batch.segments)
-        for label, rows, primary in partition_rows(batch.segments['labels']):
-            yield (batch.split, label), SpillRef(batch.group_id, path, rows, primary)
+            with ipc.new_file(f, CLIPS.schema) as writer:
+                for i, (label, rows, _) in enumerate(parts):
+                    writer.write_table(exploded.slice(start, len(rows)), max_chunksize=len(rows) or 1)
+                    start += len(rows)
+                    yield (batch.split, label), SpillRef(batch.group_id, path, i, rows)
         yield beam.pvalue.TaggedOutput('stats', {'timings': {'spill': time.perf_counter() - started}})
 
 
@@ -137,32 +148,39 @@ class _WritePartitionFn(beam.DoFn):
         self.files = Metrics.counter(self.__class__, 'files-written')
         self.rows = Metrics.counter(self.__class__, 'rows-written')
 
+    def setup(self):
+        self._readers: collections.OrderedDict = collections.OrderedDict()
+
+    def _reader(self, path: str) -> ipc.RecordBatchFileReader:
+        if path in self._readers:
+            self._readers.move_to_end(path)
+        else:
+            self._readers[path] = ipc.open_file(fileio.open_random_access(path))
+            if len(self._readers) > 32:
+                self._readers.popitem(last=False)
+        return self._readers[path]
+
     def process(self, partition, drops: dict):
         started = time.perf_counter()
         (split, label), refs = partition
         directory = layout.partition_dir(self.output_dir, split, label)
         writer = _RollingParquetWriter(directory, CLIPS.schema, self.max_rows_per_file, self.row_group_rows)
-        primary_at = CLIPS.names.index('is_primary')
         for ref in sorted(refs, key=lambda r: r.group_id):  # group order: the output does not depend on the runner
-            rows, primary = ref.rows, ref.primary
+            part = pa.Table.from_batches([self._reader(ref.path).get_batch(ref.batch_index)])
             dropped = drops.get((split, ref.group_id))
             if dropped is not None and len(dropped):
-                keep = ~np.isin(rows, dropped)
-                rows, primary = rows[keep], primary[keep]
-            if not len(rows):
-                continue
-            # Memory-mapped and closed after use: only the rows taken are read, and the mapping never
-            # outlives this group's rows.
-            with fileio.open_spill(ref.path) as source:
-                part = ipc.open_file(source).read_all().take(pa.array(rows))
-            part = part.add_column(primary_at, 'is_primary', pa.array(primary))
-            writer.write(part.cast(CLIPS.schema))
+                part = part.filter(pa.array(~np.isin(ref.rows, dropped)))
+            if part.num_rows:
+                writer.write(part)
             del part
         for path, n in writer.close():
             self.files.inc()
             self.rows.inc(n)
             yield WrittenFile(CLIPS.name, path, n, (('split', split), ('label', label)))
         yield beam.pvalue.TaggedOutput('stats', {'timings': {'write': time.perf_counter() - started}})
+
+    def teardown(self):
+        self._readers.clear()
 
 
 class WriteClips(beam.PTransform):
