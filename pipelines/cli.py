@@ -7,6 +7,7 @@ that failed its own checks) prints one ``error:`` paragraph naming the flag or f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import logging
 import os
@@ -64,6 +65,7 @@ class InputError(UserError, ValueError):
 # ValueErrors that input planning raises about the inputs themselves (the text says which flag/file).
 KNOWN_INPUT_ERRORS = ('no shards found', 'no audio files found')
 _BEAM_SUFFIX = re.compile(r" \[while running '[^']*'\]")
+_BUILD_FAILED_TEXT = re.compile(r'BuildFailed: (.+?)(?:\n\n|\nTraceback|\Z)', re.S)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -103,8 +105,7 @@ def expected_error(exc: BaseException) -> tuple[int, str] | None:
         if isinstance(e, ValueError) and any(k in str(e) for k in KNOWN_INPUT_ERRORS):
             return EXIT_INPUT, _BEAM_SUFFIX.sub('', str(e))
     # A runner that reports a worker's failure only as text (Dataflow) still names the class.
-    text = str(exc)
-    m = re.search(r'BuildFailed: (.+?)(?:\n\n|\nTraceback|\Z)', text, re.S)
+    m = _BUILD_FAILED_TEXT.search(str(exc))
     if m:
         return EXIT_FAILED, _BEAM_SUFFIX.sub('', m.group(1)).strip()
     return None
@@ -119,12 +120,24 @@ def format_error(message: str) -> str:
 
 
 class QuietExpectedErrors(logging.Filter):
-    """Drops log records that carry an expected error: Beam logs a failing DoFn's exception (with its
-    traceback) before re-raising it, and ``run_cli`` prints that error once, as one paragraph."""
+    """Drops log records about an expected error: Beam logs a failing DoFn's exception (with its traceback,
+    and from worker processes as text) before re-raising it, and ``run_cli`` prints that error once, as one
+    paragraph. Also drops Beam workers' "Discarding unparseable args" about the build's own flags (workers
+    do not import them; every flag was checked strictly before the run)."""
+
+    def __init__(self, drop_errors: bool = True):
+        super().__init__()
+        self.drop_errors = drop_errors
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and 'Discarding unparseable args' in record.getMessage():
+            return False
+        if not self.drop_errors or record.levelno < logging.ERROR:
+            return True
         exc = record.exc_info[1] if record.exc_info else None
-        return exc is None or expected_error(exc) is None
+        if exc is not None and expected_error(exc) is not None:
+            return False
+        return not _BUILD_FAILED_TEXT.search(record.getMessage())
 
 
 def setup_logging(argv: Iterable[str], noisy: Iterable[str] = ('apache_beam', 'absl', 'tensorflow')) -> None:
@@ -132,9 +145,97 @@ def setup_logging(argv: Iterable[str], noisy: Iterable[str] = ('apache_beam', 'a
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     for name in noisy:
         logging.getLogger(name).setLevel(logging.WARNING)
-    if '--verbose' not in argv:
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(QuietExpectedErrors())
+    quiet = QuietExpectedErrors(drop_errors='--verbose' not in argv)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(quiet)
+
+
+_STDERR_RECORD_START = re.compile(r'(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d|error:|[IWEF]\d{4} |WARNING:|INFO:|ERROR:)')
+
+
+class _TracebackFilter:
+    """Copies a byte stream line by line, holding back each block that starts with "Traceback (most recent
+    call last):" until it ends (a log line starts, the stream is quiet for a moment, or it ends), and
+    dropping the block when it is about an expected error."""
+
+    def __init__(self, out_fd: int):
+        self.out_fd, self.block, self.partial = out_fd, None, b''
+
+    def _emit(self, data: bytes) -> None:
+        while data:
+            data = data[os.write(self.out_fd, data):]
+
+    def end_block(self) -> None:
+        if self.block is not None:
+            text = b''.join(self.block).decode('utf-8', 'replace')
+            if not _BUILD_FAILED_TEXT.search(text):
+                self._emit(b''.join(self.block))
+            self.block = None
+
+    def feed(self, data: bytes) -> None:
+        lines = (self.partial + data).split(b'\n')
+        self.partial = lines.pop()
+        for raw in lines:
+            line = raw + b'\n'
+            if self.block is not None and _STDERR_RECORD_START.match(raw.decode('utf-8', 'replace')):
+                self.end_block()
+            if self.block is None and raw.startswith(b'Traceback (most recent call last):'):
+                self.block = [line]
+            elif self.block is not None:
+                self.block.append(line)
+            else:
+                self._emit(line)
+
+    def close(self) -> None:
+        self.end_block()
+        self._emit(self.partial)
+        self.partial = b''
+
+
+@contextlib.contextmanager
+def quiet_worker_tracebacks(argv: Iterable[str]):
+    """Within the block, file descriptor 2 (this process's and that of every process it starts, such as
+    Beam's DirectRunner workers, which print each failing bundle's traceback) goes through a filter that
+    drops tracebacks of expected errors: ``run_cli`` reports those once, as one paragraph. Everything else
+    passes unchanged. Off with --verbose."""
+    if '--verbose' in argv:
+        yield
+        return
+    import select
+    import threading
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    filt = _TracebackFilter(saved)
+
+    def pump():
+        try:
+            while True:
+                ready, _, _ = select.select([read_end], [], [], 0.5)
+                if not ready:
+                    filt.end_block()    # quiet for a while: the block is complete
+                    continue
+                data = os.read(read_end, 65536)
+                if not data:
+                    break
+                filt.feed(data)
+        except Exception:  # noqa: BLE001 -- never block the writers: copy the rest as it is
+            while data := os.read(read_end, 65536):
+                os.write(saved, data)
+        finally:
+            filt.close()
+
+    thread = threading.Thread(target=pump, name='stderr-filter', daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)        # the pipe's last writer here is gone; workers still running keep it open
+        thread.join(timeout=5)
+        os.close(saved) if not thread.is_alive() else None
 
 
 def exit_now(code: int) -> None:
