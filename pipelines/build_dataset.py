@@ -125,7 +125,8 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
     checked = (tuple(keys) | 'FlattenKeys' >> beam.Flatten()
                | 'CheckSegments' >> CheckSegments(vocab, csv_out['index'], out))
     clips = ((tuple(segments) | 'FlattenSegments' >> beam.Flatten(), checked['drops'])
-             | 'WriteClips' >> WriteClips(out, opts.max_rows_per_file, opts.row_group_rows))
+             | 'WriteClips' >> WriteClips(out, opts.max_rows_per_file, opts.row_group_rows,
+                                          opts.embedding_compression))
     dead = (tuple(dead_letters + [checked['dead_letters']])
             | 'FlattenDeadLetters' >> beam.Flatten()
             | 'WriteDeadLetters' >> WriteDeadLetters(out))

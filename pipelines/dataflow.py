@@ -21,11 +21,16 @@ import shlex
 import subprocess
 import sys
 
+from pipelines import cli
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TEMPLATE_NAME = 'audioset-beam'
 # Build flags a Flex Template exposes as parameters (metadata.json lists the same ones).
 TEMPLATE_PARAMETERS = ('features_dir', 'segments_dir', 'class_index', 'ontology', 'output_root', 'output_dir',
                        'keep_runs', 'max_bad_fraction', 'group_mb')
+# Template parameters that are paths: the launcher and workers can read only gs:// (the class index and
+# ontology default to the copies in the image when not given).
+TEMPLATE_PATHS = ('features_dir', 'segments_dir', 'class_index', 'ontology', 'output_root', 'output_dir')
 
 
 def _env(name: str) -> str | None:
@@ -48,8 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument('--service_account', default=_env('SERVICE_ACCOUNT'),
                         help='worker / scheduler service account email')
     common.add_argument('--dry-run', dest='dry_run', action='store_true',
-                        help='print the exact commands and check what can be checked offline; submit nothing')
-    parser = argparse.ArgumentParser(prog='run_dataflow.sh', description=__doc__.split('\n\n')[0])
+                        help='print the exact commands and check flags, inputs (listing gs:// needs network '
+                             'access to Cloud Storage) and, for run, the job graph; submit nothing')
+    common.add_argument('--verbose', action='store_true', help='print tracebacks of expected errors too')
+    parser = cli.ArgumentParser(prog='run_dataflow.sh', description=__doc__.split('\n\n')[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=cli.EXIT_CODES_HELP)
     sub = parser.add_subparsers(dest='command', required=True)
     sub.add_parser('run', parents=[common], help='submit a build job (code staged with setup.py, or --image)')
     template = sub.add_parser('template', help='Flex Template: build or run')
@@ -67,9 +75,13 @@ def _parser() -> argparse.ArgumentParser:
 def _require(args, *names) -> None:
     missing = [n for n in names if not getattr(args, n)]
     if missing:
-        raise SystemExit('error: missing ' + ', '.join(f'--{n} (or env {n.upper()})' for n in missing))
+        raise cli.UsageError('missing ' + ', '.join(f'--{n} (or env {n.upper()})' for n in missing))
     if not args.bucket.startswith('gs://'):
-        raise SystemExit(f'error: --bucket must be a gs:// URL, got {args.bucket}')
+        raise cli.UsageError(f'--bucket must be a gs:// URL, got {args.bucket}')
+    # Checked here, offline: with a bad bucket Beam would try to create a default one over the network.
+    problem = cli.gcs_path_problem(args.bucket)
+    if problem:
+        raise cli.UsageError(f'--bucket {args.bucket}: {problem}')
 
 
 def image(args) -> str:
@@ -116,14 +128,19 @@ def _template_parameters(build_flags: list[str]) -> dict[str, str]:
     params, it = {}, iter(build_flags)
     for flag in it:
         if not flag.startswith('--'):
-            raise SystemExit(f'error: unexpected argument {flag!r}')
+            raise cli.UsageError(f'unexpected argument {flag!r}')
         name, _, value = flag[2:].partition('=')
         if not value:
             value = next(it, None)
             if value is None:
-                raise SystemExit(f'error: --{name} needs a value')
+                raise cli.UsageError(f'--{name} needs a value')
         if name not in TEMPLATE_PARAMETERS:
-            raise SystemExit(f'error: --{name} is not a template parameter (one of {", ".join(TEMPLATE_PARAMETERS)})')
+            raise cli.UsageError(f'--{name} is not a template parameter (one of {", ".join(TEMPLATE_PARAMETERS)})')
+        if name in TEMPLATE_PATHS:
+            problem = ('the template\'s job can read and write only gs:// paths' if not value.startswith('gs://')
+                       else cli.gcs_path_problem(value))
+            if problem:
+                raise cli.UsageError(f'--{name} {value}: {problem}')
         params[name] = value
     return params
 
@@ -160,8 +177,8 @@ def launch_body(args, build_flags: list[str]) -> dict:
 def schedule_command(args, build_flags: list[str]) -> list[str]:
     params = _template_parameters(build_flags)
     if 'output_root' not in params:
-        raise SystemExit('error: a scheduled rebuild needs --output_root (runs/<run_id>/ + latest.json), '
-                         'not --output_dir')
+        raise cli.UsageError('a scheduled rebuild needs --output_root (runs/<run_id>/ + latest.json), '
+                             'not --output_dir')
     uri = (f'https://dataflow.googleapis.com/v1b3/projects/{args.project}/locations/{args.region}'
            '/flexTemplates:launch')
     return ['gcloud', 'scheduler', 'jobs', 'create', 'http', args.job, '--project', args.project,
@@ -186,6 +203,7 @@ def _execute(cmds: list[list[str]], dry_run: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parses, composes, checks and (unless --dry-run) runs the commands; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     build_flags: list[str] = []
     if '--' in argv:
@@ -197,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd = run_command(args, build_flags)
         _show(cmd)
         if args.dry_run:
-            # Offline check: flags parse, local inputs exist, the graph constructs for DataflowRunner.
+            # Flags parse, inputs are on gs:// and exist, the graph constructs for DataflowRunner.
+            cli.setup_logging(argv + build_flags)
             from pipelines import build_dataset
             plan = build_dataset.run(cmd[3:] + ['--validate_only'])
             print(json.dumps({'validated': plan['validate_only'], 'inputs': plan['inputs']}, indent=2))
@@ -208,9 +227,9 @@ def main(argv: list[str] | None = None) -> int:
             return _execute(template_build_commands(args), args.dry_run)
         return _execute([template_run_command(args, build_flags)], args.dry_run)
     if not args.service_account:
-        raise SystemExit('error: schedule needs --service_account (allowed to launch Dataflow jobs)')
+        raise cli.UsageError('schedule needs --service_account (allowed to launch Dataflow jobs)')
     return _execute([schedule_command(args, build_flags)], args.dry_run)
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    cli.run_cli(main)

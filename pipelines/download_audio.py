@@ -7,7 +7,8 @@
 Not a Dataflow stage: YouTube refuses anonymous requests from datacenter IPs, so run it on a workstation
 (or a VM with cookies) and let it upload to the bucket. Rerun the same command to resume; see
 docs/download.md. Exit status: 0 when every selected segment is finished (ok or a permanent failure),
-3 when some can still be retried, 130 when interrupted.
+2 for bad flags, 3 when some can still be retried, 4 when an input (missing_features, CSV, class index,
+ontology) is missing or malformed, 130 when interrupted.
 """
 from __future__ import annotations
 
@@ -16,19 +17,21 @@ import io
 import logging
 import os
 import pathlib
-import sys
+import urllib.parse
 
 import pyarrow.parquet as pq
 
+from pipelines import cli
 from transforms import download_upload as storage
 from transforms.core import download, layout
-from transforms.core.ontology import ClassIndex, Ontology, Vocabulary
+from transforms.core.download.fetch import video_url
+from transforms.core.ontology import Vocabulary
 from transforms.core.schema import MISSING_FEATURES, SPLITS
 
 log = logging.getLogger('pipelines.download_audio')
 
-EXIT_RETRYABLE = 3
-EXIT_INTERRUPTED = 130
+EXIT_RETRYABLE = cli.EXIT_RETRYABLE
+EXIT_INTERRUPTED = cli.EXIT_INTERRUPTED
 
 
 # The same folder as pipelines.options.SAMPLE_DIR, named here because that module imports Beam, which
@@ -41,8 +44,8 @@ def _sample(name: str) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='python -m pipelines.download_audio', description=__doc__.split('\n')[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = cli.ArgumentParser(prog='python -m pipelines.download_audio', description=__doc__.split('\n')[0],
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter, epilog=cli.EXIT_CODES_HELP)
     src = p.add_argument_group('what to fetch (one source is required)')
     src.add_argument('--missing_features',
                      help='The build\'s output folder, or its missing_features/ folder (local or gs://): '
@@ -87,12 +90,12 @@ def parser() -> argparse.ArgumentParser:
                      help='Comma-separated permanent statuses to try again on this run (e.g. geo after changing '
                           '--proxy, unavailable after adding --cookies).')
     net.add_argument('--no_progress', action='store_true', help='No progress bar.')
+    net.add_argument('--verbose', action='store_true', help='Print tracebacks of expected errors too.')
     return p
 
 
 def _vocabulary(args) -> Vocabulary:
-    return Vocabulary(ClassIndex.from_csv(storage.read_bytes(args.class_index), args.class_index),
-                      Ontology.from_json(storage.read_bytes(args.ontology), args.ontology))
+    return cli.load_vocabulary(args.class_index, args.ontology, storage.read_bytes)
 
 
 def load_missing_features(path: str) -> list[download.Segment]:
@@ -103,27 +106,41 @@ def load_missing_features(path: str) -> list[download.Segment]:
         base = nested
     files = [f for f in storage.list_files(base) if layout.is_part_file(f) and download.split_of_path(f)]
     if not files:
-        raise ValueError(f'{path}: no missing_features/split=<split>/part-NNNNN.parquet files '
-                         '(give the build\'s --output_dir, or its missing_features/ folder)')
+        raise cli.InputError(f'--missing_features {path}: no missing_features/split=<split>/part-NNNNN.parquet '
+                             'files (give the build\'s --output_dir, or its missing_features/ folder)')
     order = {s: i for i, s in enumerate(SPLITS)}
     files.sort(key=lambda f: (order.get(download.split_of_path(f), len(order)), f))
     segments = []
     for f in files:
-        table = pq.read_table(io.BytesIO(storage.read_bytes(f)))
+        try:
+            table = pq.read_table(io.BytesIO(storage.read_bytes(f)))
+        except Exception as e:  # noqa: BLE001 -- pyarrow raises several kinds for a damaged file
+            raise cli.InputError(f'--missing_features: {f}: not a readable Parquet file ({e})') from e
         missing = set(MISSING_FEATURES.names) - set(table.column_names)
         if missing:
-            raise ValueError(f'{f}: not a missing_features file (lacks columns {sorted(missing)})')
-        segments += download.from_missing_features(table, download.split_of_path(f))
+            raise cli.InputError(f'--missing_features: {f}: not a missing_features file (lacks columns '
+                                 f'{sorted(missing)})')
+        got, bad = download.from_missing_features(table, download.split_of_path(f))
+        _warn_skipped(f, bad, 'rows')
+        segments += got
     return segments
+
+
+def _warn_skipped(path: str, bad: list[dict], what: str) -> None:
+    if bad:
+        log.warning('%s: %d %s skipped, no clip can be made of them (first: line %s, %s)', path, len(bad), what,
+                    bad[0]['line_number'], bad[0]['error'])
 
 
 def load_segments_csvs(paths: list[str], vocab: Vocabulary) -> list[download.Segment]:
     segments = []
     for path in paths:
-        got, bad = download.from_segments_csv(storage.read_bytes(path), path, download.split_of_csv(path), vocab)
-        if bad:
-            log.warning('%s: %d lines skipped (first: line %s, %s)', path, len(bad), bad[0]['line_number'],
-                        bad[0]['error'])
+        try:
+            data = storage.read_bytes(path)
+        except FileNotFoundError:
+            raise cli.InputError(f'--segments_csv {path}: no such file') from None
+        got, bad = download.from_segments_csv(data, path, download.split_of_csv(path), vocab)
+        _warn_skipped(path, bad, 'lines')
         segments += got
     return segments
 
@@ -131,7 +148,7 @@ def load_segments_csvs(paths: list[str], vocab: Vocabulary) -> list[download.Seg
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """Parses and validates flags; errors exit with status 2 and a message naming the flag."""
     p = parser()
-    args = p.parse_args(argv)
+    args = p.parse_strict(argv)
     if bool(args.missing_features) == bool(args.segments_csv):
         p.error('give exactly one of --missing_features or --segments_csv')
     if args.include_descendants and not args.labels:
@@ -140,12 +157,26 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         p.error(f'--limit must be >= 1, got {args.limit}')
     if '{ytid}' not in args.url_template:
         p.error(f'--url_template must contain {{ytid}}, got {args.url_template!r}')
+    try:
+        page = urllib.parse.urlsplit(video_url(args.url_template, 'x'))
+    except (ValueError, KeyError, IndexError) as e:
+        p.error(f'--url_template {args.url_template!r}: not a URL template with {{ytid}} only ({e!r})')
+    if page.scheme not in ('http', 'https') or not page.netloc:
+        p.error(f'--url_template {args.url_template!r}: must be an http:// or https:// URL')
     if args.staging_dir and not storage.is_remote(args.audio_dir):
         p.error('--staging_dir only applies to a gs:// --audio_dir')
     if '://' in args.audio_dir and not storage.is_remote(args.audio_dir):
         p.error(f'--audio_dir must be a local folder or gs://, got {args.audio_dir}')
+    problem = cli.output_dir_problem(args.audio_dir)   # gs://: the bucket name; local: not a file
+    if problem:
+        p.error(f'--audio_dir {args.audio_dir}: {problem}')
     try:
-        args.split_set = download.normalize_splits(args.splits.split(',')) if args.splits else None
+        args.split_set = None
+        if args.splits:
+            try:
+                args.split_set = download.normalize_splits(args.splits.split(','))
+            except ValueError as e:
+                raise ValueError(f'--splits: {e}') from None
         args.settings = download.Settings(
             fetch=download.FetchOptions(url_template=args.url_template, cookies=args.cookies, proxy=args.proxy,
                                         timeout_s=args.timeout),
@@ -178,8 +209,10 @@ def run(argv: list[str] | None = None) -> download.Summary:
     args = parse(argv)
     try:
         segments = select(args)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f'error: {e}') from None
+    except cli.UserError:
+        raise
+    except ValueError as e:   # an unknown label
+        raise cli.UsageError(f'--labels: {e}') from e
     log.info('%d segments selected', len(segments))
     try:
         if not storage.is_remote(args.audio_dir):
@@ -193,16 +226,20 @@ def run(argv: list[str] | None = None) -> download.Summary:
         finally:
             publisher.push_ledger()
     except download.LedgerLocked as e:
-        raise SystemExit(f'error: {e}') from None
+        raise cli.UsageError(str(e)) from None
+
+
+def _main(argv: list[str]) -> int:
+    cli.setup_logging(argv, noisy=())
+    summary = run(argv)
+    print(summary.format())
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_RETRYABLE if summary.unfinished else cli.EXIT_OK
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-    summary = run(sys.argv[1:])
-    print(summary.format())
-    if summary.interrupted:
-        sys.exit(EXIT_INTERRUPTED)
-    sys.exit(EXIT_RETRYABLE if summary.unfinished else 0)
+    cli.run_cli(_main)
 
 
 if __name__ == '__main__':

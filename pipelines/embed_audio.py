@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from pipelines import cli
 from transforms.core.vggish import audio, frontend
 from transforms.core.vggish.model import DEFAULT_BATCH_SIZE
 
@@ -28,7 +29,7 @@ log = logging.getLogger('pipelines.embed_audio')
 
 AUDIO_EXTENSIONS = frozenset({'.wav', '.wave', '.flac', '.mp3', '.m4a', '.aac', '.mp4', '.ogg', '.oga', '.opus',
                               '.webm', '.mka', '.mkv', '.aif', '.aiff', '.wma', '.au'})
-EXIT_OK, EXIT_NOTHING_EMBEDDED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_NOTHING_EMBEDDED, EXIT_USAGE = cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_USAGE
 
 
 def expand_inputs(patterns: list[str]) -> list[str]:
@@ -107,14 +108,17 @@ def embed_files(files: list[str], model, postprocessor, npz_dir: str,
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog='python -m pipelines.embed_audio', description=__doc__.split('\n\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split('\n\n', 1)[1] + '\nExit status: 0 when at least one file was embedded (even if '
-               'others were skipped); 1 when none could be; 2 for bad flags or no matching input.')
-    parser.add_argument('--audio', nargs='+', required=True, metavar='FILE_GLOB_OR_FOLDER',
-                        help='audio files, glob patterns (quote them) or folders (searched recursively); any '
-                             'format FFmpeg decodes: wav, flac, mp3, m4a/aac, ogg/opus, webm, ...')
+               'others were skipped); 1 when none could be; 2 for bad flags, no matching input or weights that '
+               'cannot be had; 70 for a bug (with a traceback).')
+    parser.add_argument('--audio', nargs='+', action='extend', required=True, metavar='FILE_GLOB_OR_FOLDER',
+                        help='audio files, glob patterns (quote them) or folders (searched recursively), several '
+                             'after one --audio, repeated, or comma-separated; names may start with "-" '
+                             '(YouTube ids do). Any format FFmpeg decodes: wav, flac, mp3, m4a/aac, ogg/opus, '
+                             'webm, ...')
     parser.add_argument('--vggish_checkpoint', default=None,
                         help='vggish_model.ckpt: local path, gs:// or https:// (default: the official URL, '
                              'which needs internet). See docs/vggish.md.')
@@ -125,9 +129,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f'examples per model call, pooled across files (default {DEFAULT_BATCH_SIZE})')
     parser.add_argument('--cache_dir', default=None,
                         help='where downloaded weights are kept (default ~/.cache/audioset-beam/vggish)')
-    args = parser.parse_args(argv)
+    parser.add_argument('--verbose', action='store_true', help='print tracebacks of expected errors too')
+    args = parser.parse_strict(argv)
+    args.audio = [p.strip() for a in args.audio for p in a.split(',') if p.strip()]
     if args.batch_size < 1:
         parser.error('--batch_size must be >= 1')
+    problem = cli.output_dir_problem(args.npz_dir)
+    if problem or cli.is_remote(args.npz_dir):
+        parser.error(f'--npz_dir {args.npz_dir}: {problem or "must be a local folder"}')
     args.files = expand_inputs(args.audio)
     if not args.files:
         parser.error(f'no audio files match {args.audio}')
@@ -150,7 +159,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         files = vggish_weights.resolve_vggish_weights(args.vggish_checkpoint, args.vggish_pca_params, cache)
     except vggish_weights.WeightsError as e:
-        print(f'error: {e}', file=sys.stderr)
+        print(cli.format_error(str(e)), file=sys.stderr)
         return EXIT_USAGE
     model = load_vggish(files.checkpoint, batch_size=args.batch_size)
     post = Postprocessor(files.pca_params)
@@ -163,8 +172,7 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    from pipelines.cli import exit_now
-    exit_now(run(sys.argv[1:]))
+    cli.run_cli(run)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,9 @@
 """The end-of-run summary printed for a person: what was built, what was rejected, how to query it."""
 from __future__ import annotations
 
+import json
+import re
+import shlex
 import sys
 
 import pyarrow as pa
@@ -37,11 +40,48 @@ def format_summary(manifest: dict, output_dir: str, top: int = 10) -> str:
     lines += ['', f'Dead letters: {dl["total"]:,}' + (f' -> {dl["path"]}' if dl['total'] else '')]
     for reason, n in sorted(dl['by_stage_and_reason'].items()):
         lines.append(f'  {n:>7,}  {reason}')
-    glob = layout.join(output_dir, layout.CLIPS_DIR, '**', '*.parquet')
-    lines += ['', 'Query it:',
-              f'  {sys.executable} -c "import duckdb; print(duckdb.sql(\\"SELECT split, count(*) FROM '
-              f'read_parquet(\'{glob}\', hive_partitioning=true) WHERE label = \'/m/09x0r\' GROUP BY split\\"))"',
-              f'  {sys.executable} -c "import pyarrow.dataset as ds; print(ds.dataset(\'{layout.join(output_dir, layout.CLIPS_DIR)}\', '
-              f'partitioning=\'hive\').to_table(filter=ds.field(\'is_primary\')).num_rows)"',
+    lines += ['', 'Query it:', *query_commands(output_dir),
               f'Manifest: {layout.join(output_dir, layout.MANIFEST_FILE)}', '']
     return '\n'.join(lines)
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal (DuckDB): single quotes, embedded ones doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def py_string(value: str) -> str:
+    """A Python string literal in double quotes (JSON's escapes are Python's too)."""
+    return json.dumps(value)
+
+
+def shell_word(text: str) -> str:
+    """``text`` as one shell word: in double quotes with \\ " $ ` escaped, which keeps the usual program
+    readable; single quotes (shlex) when it holds a '!', which interactive bash expands even in double quotes."""
+    if '!' in text:
+        return shlex.quote(text)
+    return '"' + re.sub(r'([\\"$`])', r'\\\1', text) + '"'
+
+
+def duckdb_glob(path: str) -> str:
+    """``path`` with DuckDB's glob characters matched literally (``[*]``, ``[?]``, ``[[]``)."""
+    return re.sub(r'([*?\[])', r'[\1]', path)
+
+
+def query_commands(output_dir: str) -> list[str]:
+    """Shell one-liners that query the output, correct for any path: the path is a SQL string literal
+    (quotes doubled, glob characters escaped) inside a Python string literal, and each program is one
+    quoted shell word. DuckDB's globs cannot match a backslash, so such a path lists its files in Python."""
+    clips = layout.join(output_dir, layout.CLIPS_DIR)
+    where, group = "label = '/m/09x0r'", 'split'
+    if '\\' in clips:
+        duck = (f'import duckdb, glob; files = glob.glob(glob.escape({py_string(clips)}) + "/**/*.parquet", '
+                f'recursive=True); print(duckdb.read_parquet(files, hive_partitioning=True).filter({py_string(where)})'
+                f'.aggregate("split, count(*)", {py_string(group)}))')
+    else:
+        sql = (f'SELECT split, count(*) FROM read_parquet({sql_string(duckdb_glob(clips) + "/**/*.parquet")}, '
+               f'hive_partitioning = true) WHERE {where} GROUP BY {group}')
+        duck = f'import duckdb; print(duckdb.sql({py_string(sql)}))'
+    arrow = (f'import pyarrow.dataset as ds; print(ds.dataset({py_string(clips)}, partitioning="hive")'
+             '.to_table(filter=ds.field("is_primary")).num_rows)')
+    return [f'  {shlex.quote(sys.executable)} -c {shell_word(code)}' for code in (duck, arrow)]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pipelines import dataflow
+from pipelines import cli, dataflow
 from tests.fixtures import ROOT, copy_sample
 from tests.gcs import gcs_emulator, upload_tree
 
@@ -40,22 +40,22 @@ def test_template_and_schedule_commands():
     metadata = json.loads((ROOT / 'dataflow' / 'metadata.json').read_text())
     assert {p['name'] for p in metadata['parameters']} == set(dataflow.TEMPLATE_PARAMETERS)
     run = dataflow.template_run_command(_parse(['template', 'run', *COMMON]),
-                                        ['--features_dir', 'gs://a/f', '--output_root=gs://a/o'])
-    assert run[run.index('--parameters') + 1] == 'features_dir=gs://a/f,output_root=gs://a/o'
+                                        ['--features_dir', 'gs://bkt-a/f', '--output_root=gs://bkt-a/o'])
+    assert run[run.index('--parameters') + 1] == 'features_dir=gs://bkt-a/f,output_root=gs://bkt-a/o'
     sched = _parse(['schedule', *COMMON, '--cron', '0 3 * * 1', '--service_account', 'sa@x'])
-    cmd = dataflow.schedule_command(sched, ['--features_dir', 'gs://a/f', '--output_root', 'gs://a/o'])
+    cmd = dataflow.schedule_command(sched, ['--features_dir', 'gs://bkt-a/f', '--output_root', 'gs://bkt-a/o'])
     body = json.loads(cmd[cmd.index('--message-body') + 1])
-    assert body['launchParameter']['parameters'] == {'features_dir': 'gs://a/f', 'output_root': 'gs://a/o'}
+    assert body['launchParameter']['parameters'] == {'features_dir': 'gs://bkt-a/f', 'output_root': 'gs://bkt-a/o'}
     assert cmd[cmd.index('--schedule') + 1] == '0 3 * * 1'
     assert cmd[cmd.index('--uri') + 1].endswith('/projects/proj-x/locations/us-central1/flexTemplates:launch')
-    with pytest.raises(SystemExit, match='output_root'):
-        dataflow.schedule_command(sched, ['--output_dir', 'gs://a/o'])
-    with pytest.raises(SystemExit, match='not a template parameter'):
+    with pytest.raises(cli.UsageError, match='output_root'):
+        dataflow.schedule_command(sched, ['--output_dir', 'gs://bkt-a/o'])
+    with pytest.raises(cli.UsageError, match='not a template parameter'):
         dataflow.template_run_command(sched, ['--runner', 'x'])
 
 
 def test_missing_settings_are_named():
-    with pytest.raises(SystemExit, match='--project'):
+    with pytest.raises(cli.UsageError, match='--project'):
         dataflow.main(['run', '--region', 'r', '--bucket', 'gs://b'])
 
 
@@ -80,7 +80,7 @@ def test_dry_run_checks_gcs_inputs_and_the_dataflow_graph(tmp_path):
         # nothing was written: a dry run submits and writes nothing
         assert [b.name for b in client.list_blobs('bkt-x', prefix='audioset/')] == []
         missing = subprocess.run(['bash', str(ROOT / 'run_dataflow.sh'), 'run', *COMMON, '--dry-run', '--',
-                                  *flags[:2], '--features_dir', 'gs://bkt-x/nothing-here', '--output_dir', 'gs://bkt-x/o'],
+                                  *flags[2:8], '--features_dir', 'gs://bkt-x/nothing-here', '--output_dir', 'gs://bkt-x/o'],
                                  capture_output=True, text=True, timeout=300,
                                  env={**os.environ, 'AUDIOSET_BEAM_VENV': sys.prefix})
         assert missing.returncode != 0 and 'no shards found' in missing.stderr

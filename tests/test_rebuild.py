@@ -14,15 +14,24 @@ def test_plan_prune():
     assert runs.plan_prune({'a', 'b', 'c', 'd'}, {'a', 'b', 'd'}, 'd', 2) == ['a', 'c']
     assert runs.plan_prune({'a', 'b', 'e'}, {'a', 'e'}, 'b', 1) == ['a']  # 'e' is newer: maybe running
     assert runs.plan_prune(set(), set(), 'a', 3) == []
+    # an incomplete run that may be alive is kept, however old; a dead one goes
+    assert runs.plan_prune({'a', 'b', 'c'}, {'c'}, 'c', 1, alive={'a'}) == ['b']
+    # the pruning run itself stays, even when it lost the race to a newer published run
+    assert runs.plan_prune({'a', 'b', 'c'}, {'a', 'b', 'c'}, 'c', 1, current='b') == ['a']
     with pytest.raises(ValueError):
         runs.plan_prune(set(), set(), 'a', 0)
 
 
 def test_run_ids():
     import datetime
-    assert runs.new_run_id(datetime.datetime(2026, 11, 25, 4, 15, tzinfo=datetime.timezone.utc)) == '20261125T041500Z'
-    with pytest.raises(ValueError):
-        runs.check_run_id('../x')
+    t = datetime.datetime(2026, 11, 25, 4, 15, tzinfo=datetime.timezone.utc)
+    assert runs.new_run_id(t, 'abc123') == '20261125T041500.000000Z-abc123'
+    assert runs.new_run_id(t + datetime.timedelta(microseconds=1)) > runs.new_run_id(t, 'ffffff')
+    assert len({runs.new_run_id(t) for _ in range(200)}) == 200  # one instant, still distinct
+    assert runs.check_run_id(runs.new_run_id()) and runs.check_run_id('20261125T041500Z') and runs.check_run_id('r1')
+    for bad in ('../x', '..', '.', '', 'a/b', '.hidden', 'a b', 'x' * 129):
+        with pytest.raises(ValueError):
+            runs.check_run_id(bad)
 
 
 def _hashes(run_dir: pathlib.Path) -> dict:
@@ -64,6 +73,15 @@ def test_rebuilds_publish_prune_and_survive_failures(tmp_path):
     _rebuild(inputs, root, 'r5')
     assert json.loads(latest.read_text())['run_id'] == 'r5'
     # keep_runs=2: r2 and r5 stay; r1 (old), r3 (failed) and r4 (killed) are pruned
+    assert sorted(p.name for p in (root / 'runs').iterdir()) == ['r2', 'r5']
+
+    # the published run, a complete one, and ids outside runs/ are refused before anything is touched
+    manifest = (root / 'runs' / 'r5' / 'manifest.json').read_bytes()
+    for run_id, reason in (('r5', 'is the published run'), ('r2', 'complete run already'), ('r0', 'sorts before'),
+                           ('..', 'must not start'), ('a/b', 'letters, digits')):
+        with pytest.raises(SystemExit, match=reason):
+            _rebuild(inputs, root, run_id)
+    assert (root / 'runs' / 'r5' / 'manifest.json').read_bytes() == manifest
     assert sorted(p.name for p in (root / 'runs').iterdir()) == ['r2', 'r5']
 
 

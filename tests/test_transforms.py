@@ -14,6 +14,7 @@ from transforms.read import ReadShards, ShardGroup, plan_shard_groups
 from transforms.segments import ReadSegmentCsvs
 from transforms.write import WriteClips
 from transforms.label import SegmentBatch
+from transforms.core.schema import CLIPS
 
 
 @pytest.fixture(scope='module')
@@ -97,3 +98,5 @@ def test_write_clips_partitions_rolls_files_and_orders_by_group(tmp_path, vocab)
     ids = [v for i in range(3) for v in pq.read_table(speech / f'part-{i:05d}.parquet')['video_id'].to_pylist()]
     assert ids == [f'g{g}r{i:08d}' for g in range(3) for i in range(5) if (g, i) != (1, 0)]
     assert first.metadata.row_group(0).column(0).compression == 'ZSTD'
+    embedding = CLIPS.names.index('embedding')
+    assert first.metadata.row_group(0).column(embedding).compression == 'UNCOMPRESSED'

@@ -243,7 +243,7 @@ def claim_run(output_root: str, run_id: str, runner=None) -> Claim:
         other = read_marker(output_root, run_id)
         held = f' (host {other.host}, pid {other.pid}, since {other.started})' if other else ''
         raise RunRefused(f'--run_id {run_id}: another run holds {path}{held}: it is running, or it was killed '
-                         'and is pruned once provably dead. Omit --run_id (the default is new every time) or '
+                         'and its folder waits to be pruned. Omit --run_id (the default is new every time) or '
                          'choose a new one.')
     claim = Claim(output_root, run_id, marker)
     try:

@@ -1,7 +1,6 @@
 """The small tables (dead letters, missing features, classes) and the manifest that seals a run."""
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import logging
 import time
@@ -10,9 +9,10 @@ import apache_beam as beam
 import pyarrow as pa
 
 from transforms import fileio
-from transforms.core import layout, runs, stats
+from transforms.core import layout, stats
 from transforms.core.ontology import Vocabulary
 from transforms.core.schema import CLASSES, CLIPS, DEAD_LETTERS, SPLITS
+from transforms.publish import Publish
 from transforms.write import WrittenFile
 
 log = logging.getLogger(__name__)
@@ -211,33 +211,6 @@ def remove_stale(output_dir: str, files: list[WrittenFile]) -> list[str]:
                   if layout.is_part_file(p) and p not in keep]
     fileio.delete(stale)
     return stale
-
-
-@dataclasses.dataclass(frozen=True)
-class Publish:
-    """Where a verified run is published: ``<output_root>/latest.json``, keeping ``keep_runs`` runs."""
-    output_root: str
-    run_id: str
-    keep_runs: int
-
-    def __call__(self, manifest: dict) -> list[str]:
-        """Points latest.json at this run (atomically), then prunes; returns the pruned run ids."""
-        runs_dir = layout.join(self.output_root, runs.RUNS_DIR)
-        run_dir = layout.join(runs_dir, self.run_id)
-        fileio.write_json_atomic(layout.join(self.output_root, runs.LATEST_FILE), {
-            'run_id': self.run_id, 'run_dir': run_dir, 'manifest': layout.join(run_dir, layout.MANIFEST_FILE),
-            'finished': manifest['finished'], 'segments': {k: v['segments_out'] for k, v in manifest['splits'].items()},
-        })
-        files = fileio.list_files(runs_dir)
-        all_runs = {r for p, _ in files if (r := runs.run_id_of(p, runs_dir))}
-        complete = {runs.run_id_of(p, runs_dir) for p, _ in files
-                    if p.endswith('/' + layout.MANIFEST_FILE) and p.count('/') == run_dir.count('/') + 1}
-        doomed = runs.plan_prune(all_runs, complete, self.run_id, self.keep_runs)
-        for r in doomed:
-            fileio.delete_tree(layout.join(runs_dir, r))
-        if doomed:
-            log.info('pruned runs %s', ', '.join(doomed))
-        return doomed
 
 
 class _FinalizeFn(beam.DoFn):

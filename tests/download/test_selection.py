@@ -75,7 +75,8 @@ def test_missing_features_rows(vocab):
     table = MISSING_FEATURES.from_pylist([
         {'segment_id': 'a_b_c_d_e_f_0', 'video_id': 'a_b_c_d_e_f', 'start_time_seconds': 0.0,
          'end_time_seconds': 10.0, 'labels': [MUSIC], 'csv_file': 'gs://x/eval_segments.csv', 'line_number': 9}])
-    (s,) = download.from_missing_features(table, 'eval')
+    (s,), bad = download.from_missing_features(table, 'eval')
+    assert bad == []
     assert (s.segment_id, s.clip_name, s.split, s.labels, s.source) == (
         'a_b_c_d_e_f_0', 'a_b_c_d_e_f_0.000_10.000.flac', 'eval', (MUSIC,), 'gs://x/eval_segments.csv:9')
     assert isinstance(table, pa.Table)

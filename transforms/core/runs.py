@@ -12,7 +12,8 @@ The rules (``transforms.publish`` applies them; everything here is pure):
 - **Order.** Runs are ordered by run id, as strings. Default ids are the UTC start time to the microsecond
   plus a random suffix (``20261125T041500.123456Z-1a2b3c``), so they sort by start time and never collide.
   A custom ``--run_id`` takes its place in the same order: give it the same time prefix if later default runs
-  must be able to pass it.
+  must be able to pass it. An id that sorts before the published one is refused at start (it could never
+  be published), as are the published id, a complete run's id, and one another run holds.
 - **Pointer.** ``latest.json`` only ever moves to a newer run id (compare-and-swap). A run that completes
   after a newer one was published keeps its manifest (it is a complete run) but does not move the pointer.
 - **Liveness.** A run with a marker is alive unless provably dead: when it runs in the claiming process
@@ -35,7 +36,8 @@ RUNS_DIR = 'runs'
 LATEST_FILE = 'latest.json'
 MARKER_FILE = '_RUNNING'
 # A marker that cannot be checked by pid (another host, or a runner that executes elsewhere) counts as alive
-# this long after its run started: generous, since a full build takes well under an hour.
+# this long after its run started: generous (a build from the released embeddings takes minutes on Dataflow;
+# embedding much new audio on few workers, hours).
 STALE_AFTER = datetime.timedelta(hours=24)
 
 _RUN_ID = re.compile(r'^[0-9A-Za-z_-][0-9A-Za-z_.-]{0,127}$')

@@ -4,13 +4,14 @@ by split and label (optionally with every ontology descendant of a label), deter
 from __future__ import annotations
 
 import dataclasses
+import math
 import posixpath
 import urllib.parse
 
 import pyarrow as pa
 
 from transforms.core import layout
-from transforms.core.download.naming import clip_name
+from transforms.core.download.naming import _YTID, clip_name
 from transforms.core.ontology import Ontology, Vocabulary
 from transforms.core.schema import SPLITS
 from transforms.core.segments_csv import parse_segments_csv
@@ -42,23 +43,44 @@ class Segment:
         return clip_name(self.ytid, self.start_ms, self.end_ms)
 
 
-def _segments(table: pa.Table, split: str, csv_file: str | None) -> list[Segment]:
+def _segment(ytid, start, end, labels, split: str, source: str) -> Segment:
+    """One row as a Segment; ValueError for anything no clip can be made of (a crafted or damaged row)."""
+    if not isinstance(ytid, str) or not _YTID.match(ytid):
+        raise ValueError(f'bad YouTube id {ytid!r}')
+    for name, t in (('start', start), ('end', end)):
+        if not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+            raise ValueError(f'bad {name} time {t!r}')
+    seg = Segment(ytid, layout.start_ms(start), layout.start_ms(end), split,
+                  tuple(str(m) for m in labels or ()), source)
+    if not seg.start_ms < seg.end_ms:
+        raise ValueError(f'start {start!r} is not before end {end!r}')
+    return seg
+
+
+def _segments(table: pa.Table, split: str, csv_file: str | None) -> tuple[list[Segment], list[dict]]:
     cols = table.to_pydict()
     files = cols.get('csv_file') or [csv_file] * table.num_rows
-    return [Segment(v, layout.start_ms(s), layout.start_ms(e), split, tuple(lab), f'{f}:{line}')
-            for v, s, e, lab, f, line in zip(cols['video_id'], cols['start_time_seconds'],
-                                             cols['end_time_seconds'], cols['labels'], files, cols['line_number'])]
+    good, bad = [], []
+    for v, s, e, lab, f, line in zip(cols['video_id'], cols['start_time_seconds'], cols['end_time_seconds'],
+                                     cols['labels'], files, cols['line_number']):
+        try:
+            good.append(_segment(v, s, e, lab, split, f'{f}:{line}'))
+        except ValueError as err:
+            bad.append({'line_number': line, 'source': f, 'error': str(err)})
+    return good, bad
 
 
-def from_missing_features(table: pa.Table, split: str) -> list[Segment]:
-    """Rows of one ``missing_features/split=<split>`` file (MISSING_FEATURES schema), in file order."""
+def from_missing_features(table: pa.Table, split: str) -> tuple[list[Segment], list[dict]]:
+    """Rows of one ``missing_features/split=<split>`` file (MISSING_FEATURES schema), in file order, and
+    the rows no clip can be made of (bad id or times), each ``{line_number, source, error}``."""
     return _segments(table, split, None)
 
 
 def from_segments_csv(data: bytes, source: str, split: str, vocab: Vocabulary) -> tuple[list[Segment], list[dict]]:
     """Rows of a released segments CSV, and the dead letters of the lines that do not parse."""
     parsed = parse_segments_csv(data, source, split, vocab.known_mids)
-    return _segments(parsed.table, split, source), parsed.dead_letters
+    good, bad = _segments(parsed.table, split, source)
+    return good, parsed.dead_letters + bad
 
 
 def split_of_csv(path: str) -> str:
