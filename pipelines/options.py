@@ -42,7 +42,8 @@ class BuildOptions(PipelineOptions):
                        help='Instead of --output_dir, for scheduled rebuilds: write to '
                             '<output_root>/runs/<run_id>/, then, once the run verified itself, point '
                             '<output_root>/latest.json at it and prune old runs. Readers follow latest.json.')
-        g.add_argument('--run_id', help='Run id under --output_root (default: UTC time, e.g. 20261125T041500Z).')
+        g.add_argument('--run_id', help='Run id under --output_root (default: UTC start time and a random suffix, '
+                                        'e.g. 20261125T041500.123456Z-1a2b3c; runs are ordered by id).')
         g.add_argument('--keep_runs', type=int, default=5,
                        help='With --output_root: complete runs to keep, the new one included (default 5).')
         g.add_argument('--max_bad_fraction', type=float, default=0.05,

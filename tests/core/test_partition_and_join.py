@@ -100,3 +100,16 @@ def test_duplicates_are_found_over_the_whole_split_whatever_the_batches(vocab):
     assert [d['reason'] for d in checked.dead_letters] == ['duplicate-segment'] * 4
     assert checked.stats['splits']['eval']['segments_out'] == 2
     assert checked.stats['positive']['eval'] == {'/m/09x0r': 2, '/m/04rlf': 1}
+
+
+def test_join_tolerance_is_under_a_millisecond(vocab):
+    """30.0006 s joins the CSV's 30.000 (and takes its start); 30.0015 s (1.5 ms off) is another segment."""
+    csv = b'aaaaaaaaaaa, 30.000, 40.000, "/m/04rlf"\nbbbbbbbbbbb, 7.480, 17.480, "/m/04rlf"\n'
+    index = SegmentIndex(parse_segments_csv(csv, 'c.csv', 'eval', vocab.known_mids).table, 'c.csv')
+    records, _ = parse_records([record('aaaaaaaaaaa', 30.0006, [0]), record('bbbbbbbbbbb', 7.4795, [0]),
+                                record('aaaaaaaaaaa', 30.0015, [0], seed=2)])
+    out = label_records(records, 'eval', ('s',), np.zeros(3, np.int64), np.arange(3), vocab, index)
+    t = out.segments.to_pydict()
+    assert t['segment_id'] == ['aaaaaaaaaaa_30000', 'bbbbbbbbbbb_7480', 'aaaaaaaaaaa_30001']
+    assert t['label_source'] == ['csv', 'csv', 'shard'] and out.csv_row.tolist() == [0, 1, -1]
+    assert t['start_time_seconds'][:2] == [30.0, 7.48]

@@ -93,6 +93,9 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
     video_ids = pa.array(records.video_id, pa.string())
     seg_ids = keys.segment_ids(video_ids, starts)
     csv_rows = index.lookup_keys(seg_ids) if index is not None and n else np.full(n, -1, np.int64)
+    if index is not None and n:
+        csv_rows, starts = _join_within_tolerance(index, video_ids, records.start_time, starts, csv_rows)
+        seg_ids = keys.segment_ids(video_ids, starts)
     has_csv = csv_rows >= 0
 
     # The record's own labels: class indices, each once, in record order.
@@ -202,6 +205,30 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
     if computed:
         segment_stats(st, split, segments, 'computed')
     return Labelled(segments, bad, st, csv_rows[keep], agree[keep])
+
+
+JOIN_TOLERANCE_SECONDS = 0.001
+
+
+def _join_within_tolerance(index: SegmentIndex, video_ids: pa.Array, start_seconds: np.ndarray,
+                           starts_ms: np.ndarray, csv_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A record whose start is within 1 ms of a CSV row's start (the CSVs' precision) joins that row, even
+    where rounding to the millisecond put them on different keys (30.0006 s vs 30.000); the segment then
+    takes the CSV's start. Two segments of one video never start within 1 ms of each other, so this can
+    never pick the wrong row."""
+    missing = np.flatnonzero(csv_rows < 0)
+    if not len(missing):
+        return csv_rows, starts_ms
+    csv_rows, starts_ms = csv_rows.copy(), starts_ms.copy()
+    seconds = np.asarray(start_seconds, np.float64)[missing]
+    ids = video_ids.take(pa.array(missing))
+    for candidate in (np.floor(seconds * 1000.0), np.ceil(seconds * 1000.0)):
+        candidate = candidate.astype(np.int64)
+        rows = index.lookup_keys(keys.segment_ids(ids, candidate))
+        ok = (rows >= 0) & (csv_rows[missing] < 0) & (np.abs(candidate / 1000.0 - seconds) < JOIN_TOLERANCE_SECONDS)
+        csv_rows[missing[ok]] = rows[ok]
+        starts_ms[missing[ok]] = candidate[ok]
+    return csv_rows, starts_ms
 
 
 def _agreement(vocab: Vocabulary, csv_labels: pa.ListArray, has_csv: np.ndarray, shard_owner: np.ndarray,
