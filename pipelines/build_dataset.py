@@ -189,11 +189,11 @@ def parse(argv: list[str] | None) -> PipelineOptions:
                          'must be positive')
     validate(options)
     options.view_as(SetupOptions).save_main_session = False
-    use_all_cores(options)
+    use_all_cores(options, sys.argv[1:] if argv is None else argv)
     return options
 
 
-def use_all_cores(options: PipelineOptions) -> None:
+def use_all_cores(options: PipelineOptions, argv: list[str]) -> None:
     """On DirectRunner, one worker process per core unless the flags say otherwise.
 
     Processes, not threads: with ``multi_threading``, Beam 2.77's in-memory data channel
@@ -207,7 +207,7 @@ def use_all_cores(options: PipelineOptions) -> None:
     if runner not in (None, 'DirectRunner', 'direct', 'Direct'):
         return
     direct = options.view_as(DirectOptions)
-    given = options.get_all_options(drop_default=True)
+    given = {a.split('=', 1)[0].lstrip('-') for a in argv if a.startswith('--')}
     if 'direct_num_workers' not in given:
         direct.direct_num_workers = os.cpu_count() or 1
     if 'direct_running_mode' not in given and direct.direct_num_workers > 1:

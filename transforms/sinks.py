@@ -120,8 +120,14 @@ def verify_and_summarize(run_stats: dict, files: list[WrittenFile], output_dir: 
     for f in files:
         if not fileio.exists(f.path):
             problems.append(f'{f.path}: missing')
-        elif (rows := fileio.parquet_rows(f.path)) != f.rows:
-            problems.append(f'{f.path}: {rows} rows, expected {f.rows}')
+        else:
+            try:
+                rows = fileio.parquet_rows(f.path)
+            except Exception as e:  # noqa: BLE001 -- a damaged file is what this check exists to catch
+                problems.append(f'{f.path}: unreadable ({type(e).__name__}: {e})')
+                continue
+            if rows != f.rows:
+                problems.append(f'{f.path}: {rows} rows, expected {f.rows}')
     if problems:
         raise BuildFailed('output verification failed:\n  ' + '\n  '.join(problems[:20]))
     dead_path = layout.join(output_dir, layout.DEAD_LETTERS_DIR)
