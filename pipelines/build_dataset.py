@@ -229,8 +229,14 @@ def run(argv: list[str] | None = None) -> dict:
     # The dataset is about to change: a reader must not trust the old manifest meanwhile.
     if fileio.exists(manifest_path):
         FileSystems.delete([manifest_path])
-    with claim, beam.Pipeline(options=options) as p:
-        pipeline(p, opts)
+    try:
+        with claim, beam.Pipeline(options=options) as p:
+            pipeline(p, opts)
+    except BaseException:
+        # The spill is a full copy of the data: a run that fails anywhere (not only in the seal, which
+        # cleans up after itself) must not leave it behind.
+        fileio.delete_tree(layout.join(opts.output_dir, layout.SPILL_DIR))
+        raise
     return json.loads(fileio.read_bytes(manifest_path))
 
 

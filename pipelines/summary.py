@@ -18,10 +18,29 @@ def format_summary(manifest: dict, output_dir: str, top: int = 10) -> str:
     for split, s in sorted(manifest['splits'].items()):
         lines.append(f'  {split:<17} {s["segments_out"]:>9,} segments  {s["clip_rows"]:>9,} rows  '
                      f'{s["partitions"]:>4} classes  {s["dead_letters"]:>6,} dead letters  '
-                     f'(labels from {manifest["inputs"]["labels_from"].get(split, "?")})')
+                     f'(labels from {label_sources(s)})')
+        agree, disagree = s.get('labels_agree', 0), s.get('labels_disagree', 0)
+        if disagree:
+            lines.append(f'    warning: {disagree:,} of {agree + disagree:,} segments '
+                         f'({disagree / (agree + disagree):.1%}) have CSV labels that differ from their shard\'s '
+                         '(examples: manifest label_disagreement_examples)')
+        if s.get('shard_prefix_mismatches'):
+            lines.append(f'    note: {s["shard_prefix_mismatches"]:,} records sit in a release-named shard of '
+                         'another id prefix (re-sharded input?)')
+        if s.get('dead_letters_estimated'):
+            lines.append(f'    {s["dead_letters_estimated"]:,} of the dead-lettered records are estimated '
+                         '(damaged stretches: bytes skipped / mean record size)')
+    leakage = manifest.get('leakage') or {}
+    if leakage.get('segments'):
+        pairs = ', '.join(f'{k}: {v:,}' for k, v in sorted(leakage.get('by_splits', {}).items()))
+        lines.append(f'  warning: {leakage["segments"]:,} segments are in more than one split ({pairs}): '
+                     'train/eval leakage (manifest leakage.examples)')
     for split, c in sorted(manifest.get('csv', {}).items()):
         lines.append(f'  {split} CSV: {c.get("rows_matched", 0):,} of {c.get("rows_in", 0):,} rows have embeddings; '
                      f'{c.get("rows_missing_features", 0):,} listed in missing_features/')
+        if c.get('rows_short_of_header'):
+            lines.append(f'    warning: {c["rows_short_of_header"]:,} rows fewer than its header declares '
+                         f'({c.get("rows_declared_in_header", 0):,}): a truncated file?')
     audio = manifest.get('audio')
     if audio:
         per_split = ', '.join(f'{k}: {v.get("segments_out", 0):,}'
@@ -43,6 +62,16 @@ def format_summary(manifest: dict, output_dir: str, top: int = 10) -> str:
     lines += ['', 'Query it:', *query_commands(output_dir),
               f'Manifest: {layout.join(output_dir, layout.MANIFEST_FILE)}', '']
     return '\n'.join(lines)
+
+
+def label_sources(split_stats: dict) -> str:
+    """Where a split's labels actually came from, by segment count (not which files were given)."""
+    sources = split_stats.get('label_source', {})
+    names = {'csv': 'csv', 'shard': "the shards' label indices", 'none': 'none'}
+    if len(sources) == 1:
+        return names.get(next(iter(sources)), next(iter(sources)))
+    total = sum(sources.values()) or 1
+    return ', '.join(f'{names.get(k, k)} {v / total:.0%}' for k, v in sorted(sources.items(), key=lambda kv: -kv[1]))
 
 
 def sql_string(value: str) -> str:

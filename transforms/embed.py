@@ -13,6 +13,8 @@ import dataclasses
 import hashlib
 import io
 import logging
+import math
+import re
 from typing import Iterable, Sequence
 
 import apache_beam as beam
@@ -55,6 +57,9 @@ class AudioItem:
         return layout.segment_id(self.video_id, layout.start_ms(self.start))
 
 
+_YTID = re.compile(r'^[A-Za-z0-9_-]{1,64}$')
+
+
 def plan_audio(audio: Sequence[str], manifest: str | None) -> tuple[list[AudioItem], list[dict]]:
     """Audio files from folders, globs or files (local or gs://), named ``<YTID>_<start>_<end>.<ext>``,
     and/or a manifest CSV with columns path, YTID, start, end (relative paths are taken from the
@@ -79,6 +84,8 @@ def plan_audio(audio: Sequence[str], manifest: str | None) -> tuple[list[AudioIt
                 continue
             try:
                 ytid, start, end = layout.parse_clip_name(path)
+                if not _YTID.match(ytid):
+                    raise ValueError(f'{path}: YTID {ytid!r} is not a YouTube id (letters, digits, "-", "_")')
             except ValueError as e:
                 bad.append(deadletter.dead_letter(deadletter.DISCOVER_AUDIO, 'bad-file-name', path, str(e)))
                 continue
@@ -93,8 +100,10 @@ def plan_audio(audio: Sequence[str], manifest: str | None) -> tuple[list[AudioIt
                 path, ytid, start, end = (c.strip() for c in row)
                 item = AudioItem(ytid, float(start), float(end),
                                  path if '://' in path or path.startswith('/') else layout.join(base, path))
-                if not item.end > item.start or not ytid:
-                    raise ValueError('need a YTID and end > start')
+                if not (math.isfinite(item.start) and math.isfinite(item.end) and 0 <= item.start < item.end):
+                    raise ValueError(f'need finite times with 0 <= start < end, got {start!r}, {end!r}')
+                if not _YTID.match(ytid):
+                    raise ValueError(f'YTID {ytid!r} is not a YouTube id (letters, digits, "-", "_")')
             except ValueError as e:
                 bad.append(deadletter.dead_letter(deadletter.DISCOVER_AUDIO, 'bad-manifest-line', manifest,
                                                   f'{row!r}: {e}', line_number=line))
@@ -156,7 +165,7 @@ class _FrontEndFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput('reused', EmbeddedClip(item, sha, cached, reused=True))
             return
         try:
-            examples = audio_to_examples(data, name=item.path)
+            examples = audio_to_examples(data, name=item.path, expected_seconds=item.end - item.start)
         except AudioDecodeError as e:
             self.rejected.inc()
             yield beam.pvalue.TaggedOutput('dead_letters', deadletter.dead_letter(
@@ -259,7 +268,7 @@ class _LabelComputedFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput('stats', st)
         group = COMPUTED_GROUP_BASE + (SPLITS.index(split) if split in SPLITS else len(SPLITS))
         yield beam.pvalue.TaggedOutput('keys', key_batch(group, split, SOURCE_COMPUTED, out.segments, out.csv_row,
-                                                         out.agree))
+                                                         out.agree, self.vocab))
         yield SegmentBatch(group, split, out.segments)
 
 

@@ -39,9 +39,10 @@ class SegmentBatch:
 
 beam.coders.registry.register_coder(SegmentBatch, BatchCoder)
 
-# Columns of a KeyBatch: what the whole-split checks need, and never the embeddings.
-KEY_COLUMNS = ['segment_id', 'video_id', 'start_time_seconds', 'labels', 'label_source', 'num_frames',
-               'source_file', 'source_record', 'source_offset']
+# Columns of a KeyBatch: what the whole-split checks need, never the embeddings, ~40 bytes a segment:
+# labels as int16 codes (Vocabulary.all_mids), repeated strings dictionary-encoded.
+KEY_COLUMNS = ['segment_id', 'labels', 'label_source', 'num_frames', 'source_file', 'source_record',
+               'source_offset']
 
 
 @dataclasses.dataclass
@@ -51,7 +52,7 @@ class KeyBatch:
     group_id: int
     split: str
     embedding_source: str
-    table: pa.Table  # KEY_COLUMNS + csv_row (int64, -1: none) + agree (int8, see join.AGREE)
+    table: pa.Table  # KEY_COLUMNS + csv_row (int32, -1: none) + agree (int8, see join.AGREE)
 
     @property
     def nbytes(self) -> int:
@@ -67,10 +68,20 @@ beam.coders.registry.register_coder(KeyBatch, KeyBatchCoder)
 
 
 def key_batch(group_id: int, split: str, source: str, segments: pa.Table, csv_row: np.ndarray,
-              agree: np.ndarray) -> KeyBatch:
-    table = segments.select(KEY_COLUMNS)
-    table = table.append_column('csv_row', pa.array(csv_row, pa.int64()))
-    table = table.append_column('agree', pa.array(agree, pa.int8()))
+              agree: np.ndarray, vocab: Vocabulary) -> KeyBatch:
+    labels = segments['labels'].combine_chunks()
+    codes = pc.index_in(labels.values, value_set=pa.array(vocab.all_mids, pa.string()))
+    table = pa.table({
+        'segment_id': segments['segment_id'],
+        'labels': pa.ListArray.from_arrays(labels.offsets, pc.cast(codes, pa.int16())),
+        'label_source': pc.dictionary_encode(segments['label_source']),
+        'num_frames': pc.cast(segments['num_frames'], pa.int8()),
+        'source_file': pc.dictionary_encode(segments['source_file']),
+        'source_record': segments['source_record'],
+        'source_offset': segments['source_offset'],
+        'csv_row': pa.array(csv_row, pa.int32()),
+        'agree': pa.array(agree, pa.int8()),
+    })
     return KeyBatch(group_id, split, source, table)
 
 
@@ -115,7 +126,7 @@ class _LabelFn(beam.DoFn):
         stats.bump(st, 'timings', 'join_label', time.perf_counter() - started)
         yield beam.pvalue.TaggedOutput('stats', st)
         yield beam.pvalue.TaggedOutput('keys', key_batch(batch.group_id, batch.split, 'released', out.segments,
-                                                         out.csv_row, out.agree))
+                                                         out.csv_row, out.agree, self.vocab))
         yield SegmentBatch(batch.group_id, batch.split, out.segments)
 
 

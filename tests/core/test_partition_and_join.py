@@ -93,8 +93,8 @@ def test_duplicates_are_found_over_the_whole_split_whatever_the_batches(vocab):
     """The same segment in two groups: the first (group order) is kept, the second is a dead letter."""
     a = _labelled(vocab, dedupe=False)   # holds aaaaaaaaaaa_0 twice (rows 0 and 2 of its segments)
     b = _labelled(vocab, dedupe=False)   # and the same segments again, in a later group
-    batches = [key_batch(7, 'eval', 'released', b.segments, b.csv_row, b.agree),
-               key_batch(3, 'eval', 'released', a.segments, a.csv_row, a.agree)]
+    batches = [key_batch(7, 'eval', 'released', b.segments, b.csv_row, b.agree, vocab),
+               key_batch(3, 'eval', 'released', a.segments, a.csv_row, a.agree, vocab)]
     checked = check_splits(batches, {}, vocab)
     assert {k: v.tolist() for k, v in checked.drops.items()} == {('eval', 3): [2], ('eval', 7): [0, 1, 2]}
     assert [d['reason'] for d in checked.dead_letters] == ['duplicate-segment'] * 4

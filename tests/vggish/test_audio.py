@@ -97,7 +97,7 @@ def test_bad_input_raises_clear_errors(tmp_path):
     signals.write_wav_int(no_samples, np.zeros((0, 1), np.int16), 16000)
     _raises(audio.EMPTY, str(no_samples))
 
-    x = signals.signal('noise', 16000, 2.0).astype(np.float32)
+    x = signals.signal('sine', 16000, 2.0).astype(np.float32)
     x[1000] = np.nan
     nan = tmp_path / 'nan.wav'
     signals.write_wav_float(nan, x, 16000)
@@ -134,3 +134,17 @@ def test_no_audio_stream(tmp_path):
             out.mux(packet)
     _raises(audio.NO_AUDIO, str(path))
     assert pathlib.Path(path).stat().st_size > 0
+
+
+def test_decoded_length_must_match_the_segment(tmp_path):
+    """A truncated file named as a 10 s segment, and a 10-minute one, are rejected; the long one is not
+    decoded past the cap."""
+    short, long_, right = tmp_path / 'short.wav', tmp_path / 'long.wav', tmp_path / 'right.wav'
+    signals.write_wav_int(short, signals.to_int16(signals.signal('sine', 16000, 2.5)), 16000)
+    signals.write_wav_int(long_, signals.to_int16(signals.signal('sine', 16000, 600.0)), 16000)
+    signals.write_wav_int(right, signals.to_int16(signals.signal('sine', 16000, 10.02)), 16000)
+    for path, reason in ((short, 'length-mismatch'), (long_, 'too-long')):
+        with pytest.raises(audio.AudioDecodeError) as e:
+            frontend.audio_to_examples(str(path), expected_seconds=10.0)
+        assert e.value.reason == reason and str(path) in str(e.value)
+    assert len(frontend.audio_to_examples(str(right), expected_seconds=10.0)) == 10

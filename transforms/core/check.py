@@ -9,11 +9,12 @@ import dataclasses
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from transforms.core import deadletter, keys, stats
-from transforms.core.join import AGREE, DISAGREE, expand_labels, segment_stats
+from transforms.core.join import AGREE, DISAGREE, expand_codes
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import MISSING_FEATURES, SOURCE_RELEASED
+from transforms.core.schema import MISSING_FEATURES, SOURCE_RELEASED, UNLABELLED
 
 
 @dataclasses.dataclass
@@ -63,10 +64,7 @@ def check_splits(batches, csvs: dict, vocab: Vocabulary) -> Checked:
         kept = table.filter(pa.array(first)) if not first.all() else table
         kept_ids[split] = ids.filter(pa.array(first))
         matched[split].append(kept['csv_row'].to_numpy())
-        summary = pa.table({'labels': kept['labels'], 'labels_with_ancestors': expand_labels(
-            vocab, kept['labels'].combine_chunks()), 'label_source': kept['label_source'],
-            'num_frames': kept['num_frames']})
-        segment_stats(out.stats, split, summary)
+        _segment_stats(out.stats, split, kept, vocab)
         agree = kept['agree'].to_numpy()
         if split in csvs:
             stats.bump(out.stats, 'splits', split, 'labels_agree', int((agree == AGREE).sum()))
@@ -79,6 +77,30 @@ def check_splits(batches, csvs: dict, vocab: Vocabulary) -> Checked:
     return out
 
 
+def _segment_stats(st: dict, split: str, kept: pa.Table, vocab: Vocabulary) -> None:
+    """What join.segment_stats counts, from a KeyBatch table's label codes (no strings per segment)."""
+    stats.bump(st, 'splits', split, 'segments_out', kept.num_rows)
+    sources = pc.value_counts(pc.cast(kept['label_source'], pa.string()).combine_chunks())
+    for src, c in zip(sources.field('values').to_pylist(), sources.field('counts').to_pylist()):
+        stats.bump(st, 'splits', split, 'label_source', src, c)
+    for k, c in zip(*np.unique(kept['num_frames'].to_numpy(), return_counts=True)):
+        stats.bump(st, 'splits', split, 'num_frames', str(int(k)), int(c))
+    labels = kept['labels'].combine_chunks()
+    offsets = np.frombuffer(labels.offsets.buffers()[1], np.int32, len(labels) + 1, labels.offset).astype(np.int64)
+    offsets -= offsets[0]
+    codes = pc.list_flatten(labels).to_numpy(zero_copy_only=False).astype(np.int64)
+    unlabelled = int((np.diff(offsets) == 0).sum())
+    if unlabelled:
+        stats.bump(st, 'positive', split, UNLABELLED, unlabelled)
+    _, expanded = expand_codes(vocab, offsets, codes)
+    for name, values in (('positive', codes), ('with_ancestors', expanded)):
+        counts = np.bincount(values, minlength=len(vocab.all_mids))
+        target = st.setdefault(name, {}).setdefault(split, {})
+        for code in np.flatnonzero(counts).tolist():
+            mid = vocab.all_mids[code]
+            target[mid] = target.get(mid, 0) + int(counts[code])
+
+
 def _duplicates(out: Checked, split: str, table: pa.Table, ids: pa.Array, first: np.ndarray,
                 group: np.ndarray, rows: np.ndarray) -> None:
     dup = np.flatnonzero(~first)
@@ -88,8 +110,7 @@ def _duplicates(out: Checked, split: str, table: pa.Table, ids: pa.Array, first:
     first_of = {}
     for i in np.flatnonzero(first).tolist():
         first_of.setdefault(id_list[i], i)
-    cols = {c: table[c].to_pylist() for c in ('source_file', 'source_record', 'source_offset', 'video_id',
-                                               'start_time_seconds')}
+    cols = {c: table[c].to_pylist() for c in ('source_file', 'source_record', 'source_offset')}
     for i in dup.tolist():
         j = first_of[id_list[i]]
         where = f'{cols["source_file"][j]} record {cols["source_record"][j]} (byte {cols["source_offset"][j]})'
@@ -97,7 +118,7 @@ def _duplicates(out: Checked, split: str, table: pa.Table, ids: pa.Array, first:
             deadletter.CHECK_SEGMENTS, 'duplicate-segment', cols['source_file'][i],
             f'segment {id_list[i]} already read from {where}; the first occurrence is kept',
             record_index=cols['source_record'][i], byte_offset=cols['source_offset'][i], split=split,
-            video_id=cols['video_id'][i], start_time_seconds=cols['start_time_seconds'][i]))
+            video_id=id_list[i].rsplit('_', 1)[0], start_time_seconds=int(id_list[i].rsplit('_', 1)[1]) / 1000))
 
 
 def _leakage(out: Checked, kept_ids: dict) -> None:

@@ -23,7 +23,6 @@ from transforms.core.sequence_example import Records
 SEGMENT_SCHEMA = pa.schema([f for f in CLIPS.schema if f.name != 'is_primary'])
 # Agreement of a record's own labels with its CSV row (``Labelled.agree``).
 AGREE, DISAGREE, NOT_COMPARED = 1, 0, -1
-_SEP = '\x1f'  # joins a label list into one dictionary key (never inside a MID)
 
 
 @dataclasses.dataclass
@@ -245,15 +244,68 @@ def _agreement(vocab: Vocabulary, csv_labels: pa.ListArray, has_csv: np.ndarray,
     return np.where(has_csv, np.where(csv_hash == shard_hash, AGREE, DISAGREE), NOT_COMPARED).astype(np.int8)
 
 
+def expand_codes(vocab: Vocabulary, offsets: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged label codes (``Vocabulary.all_mids`` positions) -> ragged codes with ancestors: each row's
+    labels in their order, then each ancestor not already listed, in ontology order. Column-wise: one
+    sorted key per (row, ancestor), no Python per row."""
+    anc_offsets, anc_codes, rank = _ancestor_table(vocab)
+    by_rank = np.argsort(rank, kind='stable')
+    n, k = len(offsets) - 1, len(rank)
+    owner = np.repeat(np.arange(n), np.diff(offsets))
+    per_label = anc_offsets[codes + 1] - anc_offsets[codes]
+    pair_owner = np.repeat(owner, per_label)
+    first = np.repeat(anc_offsets[codes] - (np.cumsum(per_label) - per_label), per_label)
+    pair_code = anc_codes[first + np.arange(len(first))] if len(first) else np.zeros(0, np.int64)
+    # Keys (row, ontology rank): sorting them orders each row's ancestors; own labels and repeats go.
+    key = np.sort(pair_owner * k + rank[pair_code])
+    own = np.sort(owner * k + rank[codes])
+    if len(own) and len(key):
+        at = np.minimum(np.searchsorted(own, key), len(own) - 1)
+        key = key[own[at] != key]
+    if len(key):
+        key = key[np.concatenate([[True], key[1:] != key[:-1]])]
+    a_owner, a_code = key // k, by_rank[key % k]
+    n_labels, n_anc = np.diff(offsets), np.bincount(a_owner, minlength=n)
+    out_offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(n_labels + n_anc, out=out_offsets[1:])
+    out = np.empty(int(out_offsets[-1]), np.int64)
+    out[np.repeat(out_offsets[:-1] - offsets[:-1], n_labels) + np.arange(len(codes))] = codes
+    anc_start = np.concatenate([[0], np.cumsum(n_anc)[:-1]]).astype(np.int64)
+    out[np.repeat(out_offsets[:-1] + n_labels - anc_start, n_anc) + np.arange(len(a_code))] = a_code
+    return out_offsets, out
+
+
+def _ancestor_table(vocab: Vocabulary):
+    """Per code: its ancestors' codes (CSR) and its rank in ontology order (cached on the vocabulary)."""
+    cached = vocab.__dict__.get('_ancestor_table')
+    if cached is None:
+        code = {m: i for i, m in enumerate(vocab.all_mids)}
+        order = vocab.ontology.order
+        lists = [[code[a] for a in vocab.ontology.ancestors.get(m, ()) if a in code] for m in vocab.all_mids]
+        anc_offsets = np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int64)
+        anc_codes = np.asarray([c for x in lists for c in x], np.int64)
+        rank = np.asarray([order.get(m, len(order) + i) for i, m in enumerate(vocab.all_mids)], np.int64)
+        cached = vocab.__dict__['_ancestor_table'] = (anc_offsets, anc_codes, rank)
+    return cached
+
+
+def to_codes(vocab: Vocabulary, labels: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
+    labels = labels.combine_chunks() if isinstance(labels, pa.ChunkedArray) else labels
+    codes = pc.index_in(pc.list_flatten(labels), value_set=pa.array(vocab.all_mids, pa.string()))
+    offsets = np.frombuffer(labels.offsets.buffers()[1], np.int32, len(labels) + 1, labels.offset).astype(np.int64)
+    return offsets - offsets[0], codes.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def from_codes(vocab: Vocabulary, offsets: np.ndarray, codes: np.ndarray) -> pa.ListArray:
+    mids = pa.array(vocab.all_mids, pa.string()).take(pa.array(codes))
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), mids)
+
+
 def expand_labels(vocab: Vocabulary, labels: pa.ListArray) -> pa.ListArray:
-    """``labels_with_ancestors`` for each label list: expanded once per distinct list, then taken."""
+    """``labels_with_ancestors`` for each label list (see ``expand_codes``)."""
     if len(labels) == 0:
         return pa.array([], pa.list_(pa.string()))
-    joined = pc.binary_join(labels, _SEP)
-    encoded = pc.dictionary_encode(joined)
-    distinct = [tuple(s.split(_SEP)) if s else () for s in encoded.dictionary.to_pylist()]
-    expanded = pa.array([vocab.expand(d) for d in distinct], pa.list_(pa.string()))
-    return expanded.take(encoded.indices)
+    return from_codes(vocab, *expand_codes(vocab, *to_codes(vocab, labels)))
 
 
 class _Names:

@@ -193,6 +193,13 @@ class Vocabulary:
     def known_mids(self) -> frozenset[str]:
         return frozenset(self.class_index.mids) | frozenset(self.ontology.order)
 
+    @functools.cached_property
+    def all_mids(self) -> tuple[str, ...]:
+        """Every known MID: the class index's in index order, then the ontology's other classes, sorted.
+        A MID's position here is its compact code (int16) where labels travel as numbers."""
+        labels = set(self.class_index.mids)
+        return self.class_index.mids + tuple(sorted(m for m in self.ontology.order if m not in labels))
+
     def expand(self, labels: tuple[str, ...]) -> tuple[str, ...]:
         """``labels`` followed by each of their ancestors not already listed, in ontology order.
 

@@ -37,9 +37,22 @@ _NUMBER = r'^[0-9]+(\.[0-9]*)?$'
 
 
 def _lines(data: bytes) -> pa.Array:
-    """The file's lines, split on '\\n' only (so line numbers match ``sed -n``), without a trailing '\\r'."""
-    text = data.decode('utf-8-sig', errors='replace')
-    return pc.utf8_rtrim(pa.array(text.split('\n'), pa.string()), characters='\r')
+    """The file's lines, split on '\\n' only (so line numbers match ``sed -n``), without a trailing '\\r'.
+
+    Built over the file's bytes without a Python string per line (a 2M-row CSV would need ~1 GB of them);
+    a file that is not valid UTF-8 takes the slow path, with undecodable bytes replaced."""
+    if data.startswith(b'\xef\xbb\xbf'):
+        data = data[3:]
+    buf = np.frombuffer(data, np.uint8)
+    ends = np.flatnonzero(buf == 0x0A)
+    offsets = np.concatenate([[0], ends + 1, [len(buf)]]).astype(np.int64)
+    lines = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+    try:
+        lines.validate(full=True)
+        lines = lines.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowCapacityError):
+        lines = pa.array(data.decode('utf-8', errors='replace').split('\n'), pa.string())
+    return pc.utf8_rtrim(pc.utf8_rtrim(lines, characters='\n'), characters='\r')
 
 
 def _mask(arr) -> np.ndarray:
@@ -109,9 +122,14 @@ def parse_segments_csv(data: bytes, source: str, split: str, known_mids: frozens
     ok = reason == None  # noqa: E711
     # Labels of good rows, each MID once (first mention wins), in release order.
     good_pairs = ok[owner]
-    pair_keys = pc.binary_join_element_wise(pc.cast(pa.array(owner[good_pairs]), pa.string()),
-                                            flat.filter(pa.array(good_pairs)), ' ')
-    first = keys.first_occurrences(pair_keys) if len(pair_keys) else np.zeros(0, bool)
+    mid_list = sorted(known_mids)
+    codes = pc.fill_null(pc.index_in(flat.filter(pa.array(good_pairs)), value_set=pa.array(mid_list, pa.string())),
+                         len(mid_list)).to_numpy(zero_copy_only=False).astype(np.int64)
+    pair_owner = owner[good_pairs].astype(np.int64)
+    first = np.zeros(len(codes), bool)
+    if len(codes):
+        _, first_at = np.unique(pair_owner * (len(mid_list) + 1) + codes, return_index=True)
+        first[first_at] = True
     duplicate_labels = int((~first).sum())
     kept_owner = owner[good_pairs][first]
     kept_mids = flat.filter(pa.array(good_pairs)).filter(pa.array(first))

@@ -33,6 +33,8 @@ UNSUPPORTED = 'unsupported-sample-format'
 INCONSISTENT = 'inconsistent-stream'     # sample rate or channel count changes mid-stream
 NON_FINITE = 'non-finite-samples'        # NaN or infinity in float audio
 TOO_SHORT = 'too-short'                  # decodes, but gives no 0.96 s example (raised by the front end)
+TOO_LONG = 'too-long'                    # decodes past max_seconds (decoding stops there: bounded memory)
+LENGTH_MISMATCH = 'length-mismatch'      # decoded length disagrees with the segment it is named for
 
 
 class AudioDecodeError(ValueError):
@@ -79,11 +81,13 @@ def _frame_samples(frame) -> np.ndarray:
     return data
 
 
-def decode_audio(source: Source, name: str | None = None) -> tuple[np.ndarray, int]:
+def decode_audio(source: Source, name: str | None = None, max_seconds: float | None = None
+                 ) -> tuple[np.ndarray, int]:
     """A file path or the file's bytes -> (float64 [N] mono samples, sample rate in Hz).
 
     ``name`` labels errors when ``source`` is bytes. Guarantees N > 0 and all samples finite; raises
-    ``AudioDecodeError`` otherwise (never a PyAV exception).
+    ``AudioDecodeError`` otherwise (never a PyAV exception), and with reason ``too-long`` as soon as more
+    than ``max_seconds`` are decoded, so a long file never fills memory.
     """
     import av  # deferred: FFmpeg bindings, needed only where audio is decoded
 
@@ -107,6 +111,7 @@ def decode_audio(source: Source, name: str | None = None) -> tuple[np.ndarray, i
                 raise AudioDecodeError(label, NO_AUDIO)
             stream = container.streams.audio[0]
             rate = channels = None
+            decoded = 0
             for frame in container.decode(stream):
                 if frame.samples == 0:
                     continue
@@ -120,6 +125,9 @@ def decode_audio(source: Source, name: str | None = None) -> tuple[np.ndarray, i
                     chunks.append(_frame_samples(frame))
                 except KeyError as e:
                     raise AudioDecodeError(label, UNSUPPORTED, str(e)) from None
+                decoded += frame.samples
+                if max_seconds is not None and decoded > max_seconds * rate:
+                    raise AudioDecodeError(label, TOO_LONG, f'more than {max_seconds:g} s of audio')
     except AudioDecodeError:
         raise
     except (av.FFmpegError, OSError, ValueError, EOFError) as e:

@@ -118,14 +118,25 @@ def waveform_to_examples(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     return mel[starts[:, None] + np.arange(params.EXAMPLE_FRAMES)].astype(np.float32)
 
 
-def audio_to_examples(source, name: str | None = None) -> np.ndarray:
+# How far a clip's decoded length may differ from the segment its name gives (codec padding is ~50 ms).
+LENGTH_TOLERANCE_SECONDS = 0.5
+
+
+def audio_to_examples(source, name: str | None = None, expected_seconds: float | None = None) -> np.ndarray:
     """An audio file (path or bytes) -> float32 [n, 96, 64] examples with n >= 1.
 
-    Raises ``audio.AudioDecodeError`` for input that cannot be decoded (see ``audio.decode_audio``) and,
-    with reason ``too-short``, for audio under 0.975 s, which gives no example.
+    Raises ``audio.AudioDecodeError`` for input that cannot be decoded (see ``audio.decode_audio``),
+    with reason ``too-short`` for audio under 0.975 s, which gives no example, and, given
+    ``expected_seconds`` (the segment's end - start), with ``length-mismatch`` or ``too-long`` when the
+    decoded length differs from it by more than LENGTH_TOLERANCE_SECONDS (decoding stops there).
     """
     from transforms.core.vggish import audio
-    samples, rate = audio.decode_audio(source, name=name)
+    cap = None if expected_seconds is None else expected_seconds + LENGTH_TOLERANCE_SECONDS
+    samples, rate = audio.decode_audio(source, name=name, max_seconds=cap)
+    if expected_seconds is not None and len(samples) / rate < expected_seconds - LENGTH_TOLERANCE_SECONDS:
+        raise audio.AudioDecodeError(audio._describe(source, name), audio.LENGTH_MISMATCH,
+                                     f'{len(samples) / rate:.3f} s of audio for a {expected_seconds:g} s segment '
+                                     '(a truncated file?)')
     examples = waveform_to_examples(samples, rate)
     if len(examples) == 0:
         raise audio.AudioDecodeError(audio._describe(source, name), audio.TOO_SHORT,
