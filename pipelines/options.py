@@ -77,8 +77,8 @@ class BuildOptions(PipelineOptions):
                        help='Check everything that can be checked without running: flags parse, inputs are '
                             'listed and read (ontology, class index), and the graph constructs for the chosen '
                             'runner (e.g. DataflowRunner) without submitting. Prints the plan as JSON.')
-        g.add_argument('--group_mb', type=float, default=96.0,
-                       help='Shard bytes read, parsed and spilled by one worker call (default 96 MB): '
+        g.add_argument('--group_mb', type=float, default=64.0,
+                       help='Shard bytes read, parsed and spilled by one worker call (default 64 MB): '
                             'larger means bigger batches and fewer spill files, smaller means more parallelism.')
         g.add_argument('--max_rows_per_file', type=int, default=250_000,
                        help='Rows per Parquet file of a partition before a new file starts (default 250000).')

@@ -92,9 +92,14 @@ def _segment_stats(st: dict, split: str, kept: pa.Table, vocab: Vocabulary) -> N
     unlabelled = int((np.diff(offsets) == 0).sum())
     if unlabelled:
         stats.bump(st, 'positive', split, UNLABELLED, unlabelled)
-    _, expanded = expand_codes(vocab, offsets, codes)
-    for name, values in (('positive', codes), ('with_ancestors', expanded)):
-        counts = np.bincount(values, minlength=len(vocab.all_mids))
+    positive = np.bincount(codes, minlength=len(vocab.all_mids))
+    with_ancestors = np.zeros(len(vocab.all_mids), np.int64)
+    step = 1 << 18  # rows at a time: a segment's (label, ancestor) pairs take ~100 bytes while expanded
+    for lo in range(0, len(offsets) - 1, step):
+        hi = min(len(offsets) - 1, lo + step)
+        _, expanded = expand_codes(vocab, offsets[lo:hi + 1] - offsets[lo], codes[offsets[lo]:offsets[hi]])
+        with_ancestors += np.bincount(expanded, minlength=len(vocab.all_mids))
+    for name, counts in (('positive', positive), ('with_ancestors', with_ancestors)):
         target = st.setdefault(name, {}).setdefault(split, {})
         for code in np.flatnonzero(counts).tolist():
             mid = vocab.all_mids[code]
