@@ -22,13 +22,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start_emulator() -> tuple[subprocess.Popen, int]:
+    """The emulator on a free loopback port, retried on another port if one is taken in between."""
+    for _ in range(5):
+        port = _free_port()
+        proc = subprocess.Popen([sys.executable, str(pathlib.Path(__file__).with_name('gcs_emulator_main.py')),
+                                 'start', '--host=127.0.0.1', f'--port={port}', '--in-memory'],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with socket.create_connection(('127.0.0.1', port), timeout=0.5):
+                    return proc, port
+            except OSError:
+                time.sleep(0.1)
+        proc.kill()
+        proc.wait(timeout=10)
+    raise RuntimeError('the GCS emulator did not start')
+
+
 @contextlib.contextmanager
 def gcs_emulator(workdir: pathlib.Path):
     """Starts the emulator and points this process (and its children) at it; yields a storage Client."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(pathlib.Path(__file__).with_name('gcs_emulator_main.py')),
-                             'start', '--host=127.0.0.1',
-                             f'--port={port}', '--in-memory'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, port = _start_emulator()
     creds = workdir / 'adc.json'
     creds.write_text(json.dumps({'type': 'authorized_user', 'client_id': 'local', 'client_secret': 'local',
                                  'refresh_token': 'local', 'token': 'local', 'expiry': '2999-01-01T00:00:00Z'}))
@@ -37,15 +53,6 @@ def gcs_emulator(workdir: pathlib.Path):
     os.environ.update(STORAGE_EMULATOR_HOST=f'http://127.0.0.1:{port}', GOOGLE_APPLICATION_CREDENTIALS=str(creds),
                       GOOGLE_CLOUD_PROJECT='local-test')
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(('127.0.0.1', port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError('the GCS emulator did not start')
-                time.sleep(0.1)
         from google.cloud import storage
         yield storage.Client(project='local-test')
     finally:

@@ -77,3 +77,16 @@ def test_a_large_loss_fails_the_threshold(inputs, tmp_path):
         build_dataset.run(build_args(inputs, tmp_path / 'out'))
     assert not (tmp_path / 'out' / 'manifest.json').exists()
     assert not (tmp_path / 'out' / '_spill').exists()
+
+
+def test_audio_names_and_manifest_rows_must_hold_youtube_ids(tmp_path):
+    from transforms.embed import plan_audio
+    manifest = tmp_path / 'm.csv'
+    manifest.write_text('path,YTID,start,end\n'
+                        'a.flac,../../etc/passwd,0,10\n'
+                        'b.flac,"bad\nid",0,10\n'
+                        'c.flac,-0BIyqJj9ZU,30,40\n'
+                        'd.flac,abcdefghijk,nan,10\n')
+    items, dead = plan_audio([], str(manifest))
+    assert [i.video_id for i in items] == ['-0BIyqJj9ZU']
+    assert len(dead) == 3 and all(d['stage'] == 'discover-audio' for d in dead)

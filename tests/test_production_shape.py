@@ -103,6 +103,8 @@ def test_production_shape_matches_an_independent_reading(inputs, tmp_path):
     assert [(d['reason'], d['source'].rsplit('/', 1)[1], d['record_index']) for d in dead] == [
         ('duplicate-segment', 'zz.tfrecord', 0)]
     assert multi['splits']['eval']['adds_up'] and multi['splits']['eval']['dead_letters'] == 1
+    # zz.tfrecord is named like a release shard but holds another prefix's id: counted, not silent.
+    assert multi['splits']['eval']['shard_prefix_mismatches'] == 1
 
     single = build_dataset.run(build_args(inputs, tmp_path / 'single', '--group_mb', '0.2',
                                           '--direct_num_workers', '1'))
