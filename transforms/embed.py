@@ -58,6 +58,7 @@ class AudioItem:
 
 
 _YTID = re.compile(r'^[A-Za-z0-9_-]{1,64}$')
+EXAMPLE_HOP_SECONDS = 0.96  # VGGish examples: 0.96 s windows, one per 0.96 s
 
 
 def plan_audio(audio: Sequence[str], manifest: str | None) -> tuple[list[AudioItem], list[dict]]:
@@ -145,6 +146,7 @@ class _FrontEndFn(beam.DoFn):
     def __init__(self, fingerprint: str):
         self.fingerprint = fingerprint
         self.decoded = Metrics.counter(self.__class__, 'clips-decoded')
+        self.shorter = Metrics.counter(self.__class__, 'clips-shorter-than-segment')
         self.reused = Metrics.counter(self.__class__, 'embeddings-reused')
         self.rejected = Metrics.counter(self.__class__, 'clips-rejected')
 
@@ -166,6 +168,12 @@ class _FrontEndFn(beam.DoFn):
             return
         try:
             examples = audio_to_examples(data, name=item.path, expected_seconds=item.end - item.start)
+            covered = (len(examples) - 1) * EXAMPLE_HOP_SECONDS + EXAMPLE_HOP_SECONDS + 1.0
+            if covered < item.end - item.start:
+                # Legitimate at the end of a video, but also what a truncated download looks like: say so.
+                self.shorter.inc()
+                log.warning('%s: %d frames for a %g s segment (audio shorter than its name says)',
+                            item.path, len(examples), item.end - item.start)
         except AudioDecodeError as e:
             self.rejected.inc()
             yield beam.pvalue.TaggedOutput('dead_letters', deadletter.dead_letter(

@@ -137,14 +137,14 @@ def test_no_audio_stream(tmp_path):
 
 
 def test_decoded_length_must_match_the_segment(tmp_path):
-    """A truncated file named as a 10 s segment, and a 10-minute one, are rejected; the long one is not
-    decoded past the cap."""
+    """A 10-minute file named as a 10 s segment is rejected without being decoded past the cap; a shorter
+    one is legitimate (a segment at the end of a video) and gives fewer examples."""
     short, long_, right = tmp_path / 'short.wav', tmp_path / 'long.wav', tmp_path / 'right.wav'
     signals.write_wav_int(short, signals.to_int16(signals.signal('sine', 16000, 2.5)), 16000)
     signals.write_wav_int(long_, signals.to_int16(signals.signal('sine', 16000, 600.0)), 16000)
     signals.write_wav_int(right, signals.to_int16(signals.signal('sine', 16000, 10.02)), 16000)
-    for path, reason in ((short, 'length-mismatch'), (long_, 'too-long')):
-        with pytest.raises(audio.AudioDecodeError) as e:
-            frontend.audio_to_examples(str(path), expected_seconds=10.0)
-        assert e.value.reason == reason and str(path) in str(e.value)
+    with pytest.raises(audio.AudioDecodeError) as e:
+        frontend.audio_to_examples(str(long_), expected_seconds=10.0)
+    assert e.value.reason == 'too-long' and str(long_) in str(e.value)
+    assert len(frontend.audio_to_examples(str(short), expected_seconds=10.0)) == 2
     assert len(frontend.audio_to_examples(str(right), expected_seconds=10.0)) == 10

@@ -34,7 +34,6 @@ INCONSISTENT = 'inconsistent-stream'     # sample rate or channel count changes 
 NON_FINITE = 'non-finite-samples'        # NaN or infinity in float audio
 TOO_SHORT = 'too-short'                  # decodes, but gives no 0.96 s example (raised by the front end)
 TOO_LONG = 'too-long'                    # decodes past max_seconds (decoding stops there: bounded memory)
-LENGTH_MISMATCH = 'length-mismatch'      # decoded length disagrees with the segment it is named for
 
 
 class AudioDecodeError(ValueError):
