@@ -119,18 +119,22 @@ def format_error(message: str) -> str:
     return '\n'.join(['error: ' + lines[0]] + ['  ' + ln for ln in lines[1:]])
 
 
+# Warnings every DirectRunner worker process logs at start-up that say nothing about this run: the build's
+# own flags, unknown to workers (checked strictly before the run), and a staging folder local runs never use.
+_WORKER_NOISE = ('Discarding unparseable args', 'No semi_persistent_directory found')
+
+
 class QuietExpectedErrors(logging.Filter):
     """Drops log records about an expected error: Beam logs a failing DoFn's exception (with its traceback,
     and from worker processes as text) before re-raising it, and ``run_cli`` prints that error once, as one
-    paragraph. Also drops Beam workers' "Discarding unparseable args" about the build's own flags (workers
-    do not import them; every flag was checked strictly before the run)."""
+    paragraph. Also drops the worker start-up warnings in ``_WORKER_NOISE``."""
 
     def __init__(self, drop_errors: bool = True):
         super().__init__()
         self.drop_errors = drop_errors
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.WARNING and 'Discarding unparseable args' in record.getMessage():
+        if record.levelno == logging.WARNING and any(text in record.getMessage() for text in _WORKER_NOISE):
             return False
         if not self.drop_errors or record.levelno < logging.ERROR:
             return True
