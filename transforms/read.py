@@ -109,7 +109,7 @@ def read_shard_file(path: str) -> bytes:
         try:
             mode = os.stat(path).st_mode
         except FileNotFoundError:
-            raise OSError(f'no such file (a dangling link?)') from None
+            raise OSError('no such file (a dangling link?)') from None
         if not stat.S_ISREG(mode):
             kind = 'a directory' if stat.S_ISDIR(mode) else 'a FIFO' if stat.S_ISFIFO(mode) else 'not a regular file'
             raise OSError(f'{kind}, not a shard file')
