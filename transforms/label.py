@@ -14,7 +14,7 @@ from apache_beam.metrics import Metrics
 
 from transforms.coders import BatchCoder, TableBatchCoder
 from transforms.core import deadletter, stats
-from transforms.core.join import label_records
+from transforms.core.join import label_records, to_codes
 from transforms.core.ontology import Vocabulary
 from transforms.read import ShardBatch
 from transforms.segments import load_index
@@ -69,11 +69,10 @@ beam.coders.registry.register_coder(KeyBatch, KeyBatchCoder)
 
 def key_batch(group_id: int, split: str, source: str, segments: pa.Table, csv_row: np.ndarray,
               agree: np.ndarray, vocab: Vocabulary) -> KeyBatch:
-    labels = segments['labels'].combine_chunks()
-    codes = pc.index_in(labels.values, value_set=pa.array(vocab.all_mids, pa.string()))
+    offsets, codes = to_codes(vocab, segments['labels'])
     table = pa.table({
         'segment_id': segments['segment_id'],
-        'labels': pa.ListArray.from_arrays(labels.offsets, pc.cast(codes, pa.int16())),
+        'labels': pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(codes.astype(np.int16))),
         'label_source': pc.dictionary_encode(segments['label_source']),
         'num_frames': pc.cast(segments['num_frames'], pa.int8()),
         'source_file': pc.dictionary_encode(segments['source_file']),

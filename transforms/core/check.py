@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.core import deadletter, keys, stats
-from transforms.core.join import AGREE, DISAGREE, expand_codes
+from transforms.core.join import AGREE, DISAGREE, segment_stats
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import MISSING_FEATURES, SOURCE_RELEASED, UNLABELLED
+from transforms.core.schema import MISSING_FEATURES, SOURCE_RELEASED
 
 
 @dataclasses.dataclass
@@ -64,7 +64,12 @@ def check_splits(batches, csvs: dict, vocab: Vocabulary) -> Checked:
         kept = table.filter(pa.array(first)) if not first.all() else table
         kept_ids[split] = ids.filter(pa.array(first))
         matched[split].append(kept['csv_row'].to_numpy())
-        _segment_stats(out.stats, split, kept, vocab)
+        labels = kept['labels'].combine_chunks()
+        offsets = np.frombuffer(labels.offsets.buffers()[1], np.int32, len(labels) + 1,
+                                labels.offset).astype(np.int64)
+        segment_stats(out.stats, split, vocab, offsets - offsets[0],
+                      pc.list_flatten(labels).to_numpy(zero_copy_only=False).astype(np.int64),
+                      kept['label_source'].combine_chunks(), kept['num_frames'].to_numpy())
         agree = kept['agree'].to_numpy()
         if split in csvs:
             stats.bump(out.stats, 'splits', split, 'labels_agree', int((agree == AGREE).sum()))
@@ -75,35 +80,6 @@ def check_splits(batches, csvs: dict, vocab: Vocabulary) -> Checked:
         stats.bump(out.stats, 'csv', split, 'rows_matched', len(index) - out.missing[split].num_rows)
     _leakage(out, kept_ids)
     return out
-
-
-def _segment_stats(st: dict, split: str, kept: pa.Table, vocab: Vocabulary) -> None:
-    """What join.segment_stats counts, from a KeyBatch table's label codes (no strings per segment)."""
-    stats.bump(st, 'splits', split, 'segments_out', kept.num_rows)
-    sources = pc.value_counts(pc.cast(kept['label_source'], pa.string()).combine_chunks())
-    for src, c in zip(sources.field('values').to_pylist(), sources.field('counts').to_pylist()):
-        stats.bump(st, 'splits', split, 'label_source', src, c)
-    for k, c in zip(*np.unique(kept['num_frames'].to_numpy(), return_counts=True)):
-        stats.bump(st, 'splits', split, 'num_frames', str(int(k)), int(c))
-    labels = kept['labels'].combine_chunks()
-    offsets = np.frombuffer(labels.offsets.buffers()[1], np.int32, len(labels) + 1, labels.offset).astype(np.int64)
-    offsets -= offsets[0]
-    codes = pc.list_flatten(labels).to_numpy(zero_copy_only=False).astype(np.int64)
-    unlabelled = int((np.diff(offsets) == 0).sum())
-    if unlabelled:
-        stats.bump(st, 'positive', split, UNLABELLED, unlabelled)
-    positive = np.bincount(codes, minlength=len(vocab.all_mids))
-    with_ancestors = np.zeros(len(vocab.all_mids), np.int64)
-    step = 1 << 18  # rows at a time: a segment's (label, ancestor) pairs take ~100 bytes while expanded
-    for lo in range(0, len(offsets) - 1, step):
-        hi = min(len(offsets) - 1, lo + step)
-        _, expanded = expand_codes(vocab, offsets[lo:hi + 1] - offsets[lo], codes[offsets[lo]:offsets[hi]])
-        with_ancestors += np.bincount(expanded, minlength=len(vocab.all_mids))
-    for name, counts in (('positive', positive), ('with_ancestors', with_ancestors)):
-        target = st.setdefault(name, {}).setdefault(split, {})
-        for code in np.flatnonzero(counts).tolist():
-            mid = vocab.all_mids[code]
-            target[mid] = target.get(mid, 0) + int(counts[code])
 
 
 def _duplicates(out: Checked, split: str, table: pa.Table, ids: pa.Array, first: np.ndarray,

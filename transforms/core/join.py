@@ -51,16 +51,6 @@ class Computed:
     keep_unlabelled: bool = False   # keep clips with no CSV row, labels [] (partition 'unlabelled')
 
 
-def _ragged_first(owner: np.ndarray, codes: np.ndarray, n_codes: int) -> np.ndarray:
-    """bool mask over (owner, code) pairs: true at the first mention of each code within its owner."""
-    if len(owner) == 0:
-        return np.zeros(0, bool)
-    _, first = np.unique(owner * np.int64(n_codes + 1) + codes, return_index=True)
-    mask = np.zeros(len(owner), bool)
-    mask[first] = True
-    return mask
-
-
 def _set_hash(owner: np.ndarray, codes: np.ndarray, n: int, weights: np.ndarray) -> np.ndarray:
     """An order-free hash of each owner's set of codes (codes already unique within an owner)."""
     counts = np.bincount(owner, minlength=n)
@@ -102,7 +92,7 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
     owner = np.repeat(np.arange(n), np.diff(offsets))
     in_range = (values >= 0) & (values < n_classes)
     bad_index = np.bincount(owner[~in_range], minlength=n) > 0
-    first = _ragged_first(owner, np.where(in_range, values, 0), n_classes) & in_range
+    first = keys.first_in_rows(owner, np.where(in_range, values, 0), n_classes) & in_range
     shard_owner, shard_codes = owner[first], values[first]
     shard_counts = np.bincount(shard_owner, minlength=n)
     reject = np.zeros(n, bool)
@@ -202,7 +192,8 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
         'source_offset': source_offset,
     }, schema=SEGMENT_SCHEMA)
     if computed:
-        segment_stats(st, split, segments, 'computed')
+        segment_stats(st, split, vocab, *to_codes(vocab, segments['labels']),
+                      segments['label_source'].combine_chunks(), segments['num_frames'].to_numpy(), 'computed')
     return Labelled(segments, bad, st, csv_rows[keep], agree[keep])
 
 
@@ -232,13 +223,13 @@ def _join_within_tolerance(index: SegmentIndex, video_ids: pa.Array, start_secon
 
 def _agreement(vocab: Vocabulary, csv_labels: pa.ListArray, has_csv: np.ndarray, shard_owner: np.ndarray,
                shard_codes: np.ndarray, n: int) -> np.ndarray:
-    """AGREE where the CSV row's label set equals the record's own, DISAGREE where not, per record."""
-    all_mids = list(vocab.class_index.mids) + sorted(vocab.known_mids - set(vocab.class_index.mids))
-    weights = np.random.default_rng(20170305).integers(1, 2**63, len(all_mids) + 1, dtype=np.uint64)
-    csv_owner = pc.list_parent_indices(csv_labels).to_numpy()
-    csv_codes = pc.index_in(pc.list_flatten(csv_labels), value_set=pa.array(all_mids, pa.string()))
-    csv_codes = pc.fill_null(csv_codes, len(all_mids)).to_numpy().astype(np.int64)
-    first = _ragged_first(csv_owner, csv_codes, len(all_mids) + 1)
+    """AGREE where the CSV row's label set equals the record's own, DISAGREE where not, per record.
+    (Class indices are also ``Vocabulary.all_mids`` codes: the class index comes first there.)"""
+    k = len(vocab.all_mids)
+    weights = np.random.default_rng(20170305).integers(1, 2**63, k, dtype=np.uint64)
+    offsets, csv_codes = to_codes(vocab, csv_labels)
+    csv_owner = np.repeat(np.arange(n), np.diff(offsets))
+    first = keys.first_in_rows(csv_owner, csv_codes, k)
     csv_hash = _set_hash(csv_owner[first], csv_codes[first], n, weights)
     shard_hash = _set_hash(shard_owner, shard_codes, n, weights)
     return np.where(has_csv, np.where(csv_hash == shard_hash, AGREE, DISAGREE), NOT_COMPARED).astype(np.int8)
@@ -290,10 +281,14 @@ def _ancestor_table(vocab: Vocabulary):
 
 
 def to_codes(vocab: Vocabulary, labels: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
+    """A list<string> MID column -> (row offsets, int64 codes into ``Vocabulary.all_mids``). Every MID here
+    was checked against the vocabulary on the way in."""
     labels = labels.combine_chunks() if isinstance(labels, pa.ChunkedArray) else labels
+    lengths = pc.fill_null(pc.list_value_length(labels), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    offsets = np.zeros(len(labels) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
     codes = pc.index_in(pc.list_flatten(labels), value_set=pa.array(vocab.all_mids, pa.string()))
-    offsets = np.frombuffer(labels.offsets.buffers()[1], np.int32, len(labels) + 1, labels.offset).astype(np.int64)
-    return offsets - offsets[0], codes.to_numpy(zero_copy_only=False).astype(np.int64)
+    return offsets, codes.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def from_codes(vocab: Vocabulary, offsets: np.ndarray, codes: np.ndarray) -> pa.ListArray:
@@ -323,29 +318,35 @@ class _Names:
         return pa.ListArray.from_arrays(mids.offsets, names)
 
 
-def segment_stats(st: dict, split: str, segments: pa.Table, root: str = 'splits') -> None:
+def segment_stats(st: dict, split: str, vocab: Vocabulary, offsets: np.ndarray, codes: np.ndarray,
+                  label_source: pa.Array, num_frames: np.ndarray, root: str = 'splits') -> None:
     """Per-split counts of segments, label sources, frames and classes (direct and with ancestors), from
-    a table with the clips columns ``labels``, ``labels_with_ancestors``, ``label_source``, ``num_frames``.
+    label codes (``to_codes``): no string per segment, and ancestors expanded a slice of rows at a time.
 
     ``positive`` counts segment-label pairs (a clip without labels counts once, under ``unlabelled``): the
     number of clips rows the split must get.
     """
-    stats.bump(st, root, split, 'segments_out', segments.num_rows)
-    if not segments.num_rows:
+    n = len(offsets) - 1
+    stats.bump(st, root, split, 'segments_out', n)
+    if not n:
         return
-    counts = pc.value_counts(segments['label_source'].combine_chunks())
-    for src, c in zip(counts.field('values').to_pylist(), counts.field('counts').to_pylist()):
+    sources = pc.value_counts(pc.cast(label_source, pa.string()))
+    for src, c in zip(sources.field('values').to_pylist(), sources.field('counts').to_pylist()):
         stats.bump(st, root, split, 'label_source', src, c)
-    frames = segments['num_frames'].to_numpy()
-    for k, c in zip(*np.unique(frames, return_counts=True)):
+    for k, c in zip(*np.unique(num_frames, return_counts=True)):
         stats.bump(st, root, split, 'num_frames', str(int(k)), int(c))
-    labels = segments['labels'].combine_chunks()
-    unlabelled = int((pc.list_value_length(labels).to_numpy(zero_copy_only=False) == 0).sum())
+    unlabelled = int((np.diff(offsets) == 0).sum())
     if unlabelled:
         stats.bump(st, 'positive', split, UNLABELLED, unlabelled)
-    for name, col in (('positive', labels), ('with_ancestors', segments['labels_with_ancestors'].combine_chunks())):
-        vc = pc.value_counts(pc.list_flatten(col))
+    positive = np.bincount(codes, minlength=len(vocab.all_mids))
+    with_ancestors = np.zeros(len(vocab.all_mids), np.int64)
+    step = 1 << 18  # rows at a time: a segment's (label, ancestor) pairs take ~100 bytes while expanded
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        _, expanded = expand_codes(vocab, offsets[lo:hi + 1] - offsets[lo], codes[offsets[lo]:offsets[hi]])
+        with_ancestors += np.bincount(expanded, minlength=len(vocab.all_mids))
+    for name, counts in (('positive', positive), ('with_ancestors', with_ancestors)):
         target = st.setdefault(name, {}).setdefault(split, {})
-        for mid, c in zip(vc.field('values').to_pylist(), vc.field('counts').to_pylist()):
-            target[mid] = target.get(mid, 0) + c
-
+        for code in np.flatnonzero(counts).tolist():
+            mid = vocab.all_mids[code]
+            target[mid] = target.get(mid, 0) + int(counts[code])

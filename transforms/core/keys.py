@@ -126,3 +126,14 @@ def first_occurrences(keys: pa.Array) -> np.ndarray:
     first = np.ones(n, bool)
     first[order[repeat]] = False
     return first
+
+
+def first_in_rows(owner: np.ndarray, codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """bool mask over (row, code) pairs of a ragged list: true at the first mention of each code in its row
+    (codes in 0..n_codes-1). Drops repeats, e.g. a MID listed twice in one CSV row."""
+    if len(owner) == 0:
+        return np.zeros(0, bool)
+    _, first = np.unique(np.asarray(owner, np.int64) * np.int64(n_codes + 1) + codes, return_index=True)
+    mask = np.zeros(len(owner), bool)
+    mask[first] = True
+    return mask

@@ -125,11 +125,7 @@ def parse_segments_csv(data: bytes, source: str, split: str, known_mids: frozens
     mid_list = sorted(known_mids)
     codes = pc.fill_null(pc.index_in(flat.filter(pa.array(good_pairs)), value_set=pa.array(mid_list, pa.string())),
                          len(mid_list)).to_numpy(zero_copy_only=False).astype(np.int64)
-    pair_owner = owner[good_pairs].astype(np.int64)
-    first = np.zeros(len(codes), bool)
-    if len(codes):
-        _, first_at = np.unique(pair_owner * (len(mid_list) + 1) + codes, return_index=True)
-        first[first_at] = True
+    first = keys.first_in_rows(owner[good_pairs], codes, len(mid_list) + 1)
     duplicate_labels = int((~first).sum())
     kept_owner = owner[good_pairs][first]
     kept_mids = flat.filter(pa.array(good_pairs)).filter(pa.array(first))

@@ -167,9 +167,10 @@ def _decode_chunk(payloads: Sequence[bytes], first_position: int) -> tuple[Recor
 
     # video_id: exactly one YouTube-like id (letters, digits, '-', '_'): never a path or a line break.
     vid_lists = col['video_id']
-    vid_ok_count = _list_lengths(vid_lists) == 1
+    vid_counts = _list_lengths(vid_lists)
+    vid_ok_count = vid_counts == 1
     vid_flat = pc.list_flatten(vid_lists)
-    vid_starts = np.concatenate([[0], np.cumsum(_list_lengths(vid_lists))[:-1]]).astype(np.int64)
+    vid_starts = np.concatenate([[0], np.cumsum(vid_counts)[:-1]]).astype(np.int64)
     first_vid = vid_flat.take(pa.array(np.where(vid_ok_count, vid_starts, 0))) if len(vid_flat) else \
         pa.nulls(n, pa.large_binary())
     vid_text = pc.cast(first_vid, pa.large_binary())
@@ -177,7 +178,7 @@ def _decode_chunk(payloads: Sequence[bytes], first_position: int) -> tuple[Recor
     well_formed = _np(pc.fill_null(pc.match_substring_regex(vid_text, _VIDEO_ID), False)) if n \
         else np.zeros(0, bool)
     vid_ok = vid_ok_count & well_formed
-    reject(~vid_ok_count, 'bad-video-id', lambda i: f'{_list_lengths(vid_lists)[i]} video_id values; expected 1')
+    reject(~vid_ok_count, 'bad-video-id', lambda i: f'{vid_counts[i]} video_id values; expected 1')
     reject(~vid_ok, 'bad-video-id', lambda i: f'video_id {first_vid[i].as_py()!r} is not a YouTube id '
                                               f'(letters, digits, "-", "_"; 1 to 64 characters)')
 
