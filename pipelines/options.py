@@ -50,6 +50,13 @@ class BuildOptions(PipelineOptions):
                        help='Fail the run when more than this fraction of a split\'s records, or of a CSV\'s '
                             'lines, is rejected (default 0.05). Rejected inputs are always written to '
                             'dead_letters/.')
+        g.add_argument('--label_quality', default=None,
+                       help='qa_true_counts.csv (label_id,num_rated,num_true; local, gs:// or https://): '
+                            'classes.parquet gains num_rated, num_true and quality = num_true / num_rated.')
+        g.add_argument('--strong_labels', default=None,
+                       help='Folder (local, gs:// or https://) with any of audioset_train_strong.tsv, '
+                            'audioset_eval_strong.tsv, audioset_eval_strong_framed_posneg.tsv and '
+                            'mid_to_display_name.tsv: clips gain strong_events and per-frame labels.')
         a = parser.add_argument_group('New audio (VGGish embeddings computed here)')
         a.add_argument('--audio', nargs='+', action='extend', default=None, metavar='PATH',
                        help='Audio folders, globs or files (local or gs://; several after one --audio, repeated '
