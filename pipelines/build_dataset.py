@@ -71,6 +71,7 @@ def versions() -> dict:
 def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
     """Adds the build to ``p``; returns a summary of the planned inputs (also recorded in the manifest)."""
     vocab = load_vocabulary(opts.class_index, opts.ontology)
+    quality = cli.load_label_quality(opts.label_quality, vocab, fileio.read_bytes) if opts.label_quality else None
     groups, shard_inputs = plan_shard_groups(opts.features_dir, int(opts.group_mb * (1 << 20))) \
         if opts.features_dir else ([], {})
     csvs = find_segment_csvs(opts.segments_dir)
@@ -87,6 +88,9 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
         'inputs': {
             'features_dir': opts.features_dir, 'shards': shard_inputs, 'shard_groups': len(groups),
             'segment_csvs': csvs, 'class_index': opts.class_index, 'ontology': opts.ontology,
+            'label_quality': ({'path': opts.label_quality, 'classes': len(quality.counts),
+                               'classes_assessed': sum(1 for r, _ in quality.counts.values() if r)}
+                              if quality else None),
             'labels_from': {split: ('csv' if split in csvs else 'shard label indices (no segments CSV)')
                             for split in shard_inputs},
         },
@@ -124,7 +128,7 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
         written.append(embed['files'])
     checked = (tuple(keys) | 'FlattenKeys' >> beam.Flatten()
                | 'CheckSegments' >> CheckSegments(vocab, csv_out['index'], out))
-    clips = ((tuple(segments) | 'FlattenSegments' >> beam.Flatten(), checked['drops'])
+    clips = ((tuple(segments) | 'FlattenSegments' >> beam.Flatten(), checked['plan'])
              | 'WriteClips' >> WriteClips(out, opts.max_rows_per_file, opts.row_group_rows,
                                           opts.embedding_compression))
     dead = (tuple(dead_letters + [checked['dead_letters']])
@@ -132,7 +136,7 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
             | 'WriteDeadLetters' >> WriteDeadLetters(out))
     run_stats = (tuple(stat_parts + [checked['stats'], clips['stats'], dead['stats']])
                  | 'MergeStats' >> MergeStats())
-    class_files = run_stats | 'WriteClassTable' >> WriteClassTable(out, vocab)
+    class_files = run_stats | 'WriteClassTable' >> WriteClassTable(out, vocab, quality)
     files = ((clips['files'], checked['files'], dead['files'], class_files, *written)
              | 'FlattenWrittenFiles' >> beam.Flatten())
     publish = None

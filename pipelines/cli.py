@@ -532,3 +532,17 @@ def load_vocabulary(class_index: str, ontology: str, read_bytes: Callable[[str],
                          f'not classes of --ontology {ontology} (first: {", ".join(unknown[:5])}); give the '
                          'class index and ontology of the same AudioSet release')
     return vocab
+
+
+def load_label_quality(path: str, vocab, read_bytes: Callable[[str], bytes]):
+    """Reads and checks ``--label_quality`` (qa_true_counts.csv); problems are InputErrors naming the flag."""
+    from transforms.core.label_quality import parse_label_quality
+    try:
+        data = read_bytes(path)
+    except Exception as e:  # noqa: BLE001 -- local, gs:// or https://: each raises its own
+        reason = 'no such file' if isinstance(e, FileNotFoundError) else f'cannot be read ({e})'
+        raise InputError(f'--label_quality {path}: {reason}') from e
+    try:
+        return parse_label_quality(data, path, vocab.class_index.mids)
+    except ValueError as e:
+        raise InputError(f'--label_quality {e} (expected Google\'s qa_true_counts.csv)') from e

@@ -13,6 +13,7 @@ from transforms.label import LabelSegments
 from transforms.read import ReadShards, ShardGroup, plan_shard_groups
 from transforms.segments import ReadSegmentCsvs
 from transforms.write import WriteClips
+from transforms.core.check import WritePlan
 from transforms.label import SegmentBatch
 from transforms.core.schema import CLIPS
 
@@ -83,7 +84,7 @@ def test_write_clips_partitions_rolls_files_and_orders_by_group(tmp_path, vocab)
         batches.append(SegmentBatch(g, 'eval', out.segments))
     with TestPipeline() as p:
         # Group 1 row 0 repeats a segment seen earlier in its split: it is in no partition.
-        drops = p | 'Drops' >> beam.Create([{('eval', 1): np.array([0], np.int32)}])
+        drops = p | 'Drops' >> beam.Create([WritePlan({('eval', 1): np.array([0], np.int32)})])
         out = (p | beam.Create(batches[::-1]), drops) | WriteClips(str(tmp_path), max_rows_per_file=6,
                                                                    row_group_rows=4)
         assert_that(out['files'] | beam.Map(lambda f: (f.path.split('/', len(str(tmp_path).split('/')))[-1], f.rows)),

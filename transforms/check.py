@@ -39,11 +39,11 @@ class _CheckFn(beam.DoFn):
                                                                 (('split', split),)))
         stats.bump(checked.stats, 'timings', 'check', time.perf_counter() - started)
         yield beam.pvalue.TaggedOutput('stats', checked.stats)
-        yield checked.drops
+        yield checked.plan
 
 
 class CheckSegments(beam.PTransform):
-    """PCollection[KeyBatch] -> {'drops': one {(split, group_id): rows} dict, 'dead_letters', 'stats',
+    """PCollection[KeyBatch] -> {'plan': one WritePlan (rows to leave out, label counts), 'dead_letters', 'stats',
     'files' (missing_features/)}.
 
     All key batches meet in one place: ~50 bytes per segment (ids, labels, provenance; no embeddings), so
@@ -60,5 +60,5 @@ class CheckSegments(beam.PTransform):
                | 'GatherKeys' >> beam.GroupByKey()
                | 'CheckSplits' >> beam.ParDo(_CheckFn(self.vocab, self.output_dir),
                                              beam.pvalue.AsDict(self.segment_indexes)).with_outputs(
-                   'dead_letters', 'stats', 'files', main='drops'))
-        return {'drops': out.drops, 'dead_letters': out.dead_letters, 'stats': out.stats, 'files': out.files}
+                   'dead_letters', 'stats', 'files', main='plan'))
+        return {'plan': out.plan, 'dead_letters': out.dead_letters, 'stats': out.stats, 'files': out.files}

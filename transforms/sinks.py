@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from transforms import fileio
 from transforms.core import layout, stats
+from transforms.core.label_quality import LabelQuality
 from transforms.core.ontology import Vocabulary
 from transforms.core.schema import CLASSES, CLIPS, DEAD_LETTERS, SPLITS
 from transforms.publish import Publish
@@ -61,48 +62,74 @@ class WriteDeadLetters(beam.PTransform):
         return {'files': out.files, 'stats': out.stats}
 
 
-def class_table(vocab: Vocabulary, run_stats: dict) -> pa.Table:
-    """Every ontology class (and any class-index MID outside it), with per-split segment counts."""
+def class_table(vocab: Vocabulary, run_stats: dict, quality: LabelQuality | None = None,
+                strong: dict | None = None) -> pa.Table:
+    """Every ontology class (then any class-index MID outside it, then any strong-label MID outside both),
+    with its place in the vocabulary, per-split segment counts, label quality and strong-label counts.
+
+    ``strong``: {'names': MID -> display name, 'counts': {strong split: {MID: (segments, events)}}}."""
     onto, idx = vocab.ontology, vocab.class_index
     mids = [n.mid for n in onto.nodes] + [m for m in idx.mids if m not in onto.order]
+    strong_names = (strong or {}).get('names', {})
+    strong_counts = (strong or {}).get('counts', {})
+    seen = set(mids)
+    mids += sorted({m for c in strong_counts.values() for m in c} - seen)
+    label_ancestors = {a for m in idx.mids for a in onto.ancestors.get(m, ())}
     positive = run_stats.get('positive', {})
     with_anc = run_stats.get('with_ancestors', {})
     rows = []
     for mid in mids:
         node = onto.by_mid.get(mid)
         ancestors = list(onto.ancestors.get(mid, ()))
+        restrictions = list(node.restrictions) if node else []
         row = {
-            'index': idx.position.get(mid), 'mid': mid, 'name': vocab.names.get(mid, ''),
+            'index': idx.position.get(mid), 'mid': mid, 'name': vocab.names.get(mid) or strong_names.get(mid, ''),
             'description': node.description if node else '', 'parents': list(onto.parents.get(mid, ())),
             'ancestors': ancestors, 'ancestor_names': vocab.names_of(ancestors),
-            'depth': onto.depth.get(mid, 0), 'restrictions': list(node.restrictions) if node else [],
+            'depth': onto.depth.get(mid, 0), 'restrictions': restrictions,
             'is_label': mid in idx.position,
+            'is_ancestor_only': mid not in idx.position and mid in label_ancestors,
+            'in_ontology': node is not None,
+            'abstract': 'abstract' in restrictions, 'blacklisted': 'blacklist' in restrictions,
         }
+        if quality is not None:
+            rated, true = quality.counts.get(mid, (None, None))
+            row.update(num_rated=rated, num_true=true, quality=quality.quality(mid) if rated is not None else None)
         for s in SPLITS:
             row[f'segments_{s}'] = positive.get(s, {}).get(mid, 0)
             row[f'segments_with_descendants_{s}'] = with_anc.get(s, {}).get(mid, 0)
+        if strong is not None:
+            for s in ('train', 'eval'):
+                segs, events = strong_counts.get(s, {}).get(mid, (0, 0))
+                row[f'strong_segments_{s}'], row[f'strong_events_{s}'] = segs, events
         rows.append(row)
     return CLASSES.from_pylist(rows)
 
 
 class _WriteClassesFn(beam.DoFn):
-    def __init__(self, output_dir: str, vocab: Vocabulary):
-        self.output_dir, self.vocab = output_dir, vocab
+    def __init__(self, output_dir: str, vocab: Vocabulary, quality: LabelQuality | None):
+        self.output_dir, self.vocab, self.quality = output_dir, vocab, quality
 
-    def process(self, run_stats: dict):
+    def process(self, run_stats: dict, strong=None):
         path = layout.join(self.output_dir, layout.CLASSES_FILE)
-        yield WrittenFile(CLASSES.name, path, fileio.write_parquet(path, class_table(self.vocab, run_stats)))
+        table = class_table(self.vocab, run_stats, self.quality, strong)
+        yield WrittenFile(CLASSES.name, path, fileio.write_parquet(path, table))
 
 
 class WriteClassTable(beam.PTransform):
-    """PCollection[run stats] (one element) -> PCollection[WrittenFile]: ``classes.parquet``."""
+    """PCollection[run stats] (one element) -> PCollection[WrittenFile]: ``classes.parquet``.
 
-    def __init__(self, output_dir: str, vocab: Vocabulary):
+    ``quality``: the parsed --label_quality file; ``strong``: a singleton PCollection of strong-label class
+    counts (see ``class_table``), or None."""
+
+    def __init__(self, output_dir: str, vocab: Vocabulary, quality: LabelQuality | None = None, strong=None):
         super().__init__()
-        self.output_dir, self.vocab = output_dir, vocab
+        self.output_dir, self.vocab, self.quality, self.strong = output_dir, vocab, quality, strong
 
     def expand(self, run_stats):
-        return run_stats | 'WriteClasses' >> beam.ParDo(_WriteClassesFn(self.output_dir, self.vocab))
+        side = [beam.pvalue.AsSingleton(self.strong)] if self.strong is not None else []
+        return run_stats | 'WriteClasses' >> beam.ParDo(_WriteClassesFn(self.output_dir, self.vocab, self.quality),
+                                                        *side)
 
 
 class BuildFailed(RuntimeError):
@@ -198,6 +225,7 @@ def verify_and_summarize(run_stats: dict, files: list[WrittenFile], output_dir: 
         'dead_letters': {'total': run_stats.get('dead_letter_total', 0),
                          'by_stage_and_reason': run_stats.get('dead_letters', {}), 'path': dead_path},
         'label_disagreement_examples': run_stats.get('label_disagreements', []),
+        'distributions': run_stats.get('distributions', {}),
         'leakage': run_stats.get('leakage', {'segments': 0}),
         'shard_prefix_mismatch_examples': run_stats.get('shard_prefix_mismatch_examples', []),
         'timings': {k: round(v, 2) for k, v in sorted(run_stats.get('timings', {}).items())},

@@ -24,11 +24,17 @@ from apache_beam.metrics import Metrics
 from transforms import fileio
 from transforms.core import layout
 from transforms.coders import BatchCoder
+from transforms.core.check import WritePlan
 from transforms.core.partition import partition_rows
 from transforms.core.schema import CLIPS
 from transforms.label import SegmentBatch
 
 log = logging.getLogger(__name__)
+
+# Spill files hold the exploded rows without ``sampling_weight``, which needs the whole split's label
+# counts: the partition writer adds it.
+_WEIGHT_AT = CLIPS.names.index('sampling_weight')
+SPILL_SCHEMA = CLIPS.schema.remove(_WEIGHT_AT)
 
 # Columns worth a dictionary (repeated values); the embedding and per-row ids are not.
 _DICTIONARY_COLUMNS = ['labels', 'label_names', 'labels_with_ancestors', 'labels_with_ancestors_names',
@@ -79,12 +85,12 @@ class _SpillFn(beam.DoFn):
             return
         order = np.concatenate([rows for _, rows, _ in parts])
         exploded = batch.segments.take(pa.array(order))
-        exploded = exploded.add_column(CLIPS.names.index('is_primary'), 'is_primary',
+        exploded = exploded.add_column(SPILL_SCHEMA.names.index('is_primary'), 'is_primary',
                                        pa.array(np.concatenate([p for _, _, p in parts])))
-        exploded = exploded.cast(CLIPS.schema).combine_chunks()
+        exploded = exploded.cast(SPILL_SCHEMA).combine_chunks()
         start = 0
         with FileSystems.create(path, compression_type='uncompressed') as f:
-            with ipc.new_file(f, CLIPS.schema) as writer:
+            with ipc.new_file(f, SPILL_SCHEMA) as writer:
                 for i, (label, rows, _) in enumerate(parts):
                     writer.write_table(exploded.slice(start, len(rows)), max_chunksize=len(rows) or 1)
                     start += len(rows)
@@ -164,7 +170,7 @@ class _WritePartitionFn(beam.DoFn):
                 self._readers.popitem(last=False)
         return self._readers[path]
 
-    def process(self, partition, drops: dict):
+    def process(self, partition, plan: WritePlan):
         started = time.perf_counter()
         (split, label), refs = partition
         directory = layout.partition_dir(self.output_dir, split, label)
@@ -172,10 +178,12 @@ class _WritePartitionFn(beam.DoFn):
                                        self.embedding_compression)
         for ref in sorted(refs, key=lambda r: r.group_id):  # group order: the output does not depend on the runner
             part = pa.Table.from_batches([self._reader(ref.path).get_batch(ref.batch_index)])
-            dropped = drops.get((split, ref.group_id))
+            dropped = plan.drops.get((split, ref.group_id))
             if dropped is not None and len(dropped):
                 part = part.filter(pa.array(~np.isin(ref.rows, dropped)))
             if part.num_rows:
+                part = part.add_column(_WEIGHT_AT, CLIPS.schema.field('sampling_weight'),
+                                       plan.weights(split, part['label_indices']))
                 writer.write(part)
             del part
         for path, n in writer.close():
@@ -189,10 +197,11 @@ class _WritePartitionFn(beam.DoFn):
 
 
 class WriteClips(beam.PTransform):
-    """(PCollection[SegmentBatch], drops) -> {'files': WrittenFile per Parquet file under ``clips/``, 'stats'}.
+    """(PCollection[SegmentBatch], plan) -> {'files': WrittenFile per Parquet file under ``clips/``, 'stats'}.
 
-    ``drops`` is a singleton PCollection of {(split, group_id): rows}: released records found to repeat a
-    segment seen earlier in their split (see CheckSegments), left out of every partition. Each (split, label) partition gets ceil(rows / max_rows_per_file) files, rows in shard-group order,
+    ``plan`` is a singleton PCollection of WritePlan (see CheckSegments): released records found to repeat
+    a segment seen earlier in their split, left out of every partition, and each split's label counts,
+    from which each row's ``sampling_weight`` is computed. Each (split, label) partition gets ceil(rows / max_rows_per_file) files, rows in shard-group order,
     row groups of ``row_group_rows``. Names depend only on content, so a rerun overwrites.
     """
 
@@ -209,7 +218,7 @@ class WriteClips(beam.PTransform):
         self.embedding_compression = embedding_compression
 
     def expand(self, inputs):
-        segments, drops = inputs
+        segments, plan = inputs
         spill_dir = layout.join(self.output_dir, layout.SPILL_DIR)
         spilled = segments | 'SpillSegments' >> beam.ParDo(_SpillFn(spill_dir)).with_outputs('stats', main='refs')
         written = (spilled.refs
@@ -219,6 +228,6 @@ class WriteClips(beam.PTransform):
                    | 'WritePartitions' >> beam.ParDo(
                        _WritePartitionFn(self.output_dir, self.max_rows_per_file, self.row_group_rows,
                                          self.embedding_compression),
-                       beam.pvalue.AsSingleton(drops, default_value={})).with_outputs('stats', main='files'))
+                       beam.pvalue.AsSingleton(plan, default_value=WritePlan())).with_outputs('stats', main='files'))
         return {'files': written.files, 'stats': (spilled.stats, written.stats) | 'FlattenWriteStats' >> beam.Flatten()}
 

@@ -18,11 +18,45 @@ from transforms.core.schema import MISSING_FEATURES, SOURCE_RELEASED
 
 
 @dataclasses.dataclass
+class WritePlan:
+    """What the writer needs from the whole-split checks: the rows to leave out, and each split's label
+    counts over its built segments (for ``sampling_weight``)."""
+    drops: dict = dataclasses.field(default_factory=dict)         # (split, group_id) -> int32 rows
+    label_counts: dict = dataclasses.field(default_factory=dict)  # split -> int64 [classes]
+
+    def weights(self, split: str, label_indices: pa.ListArray) -> pa.Array:
+        """AST/PSLA sampling weight of each row: sum over its labels of 1000 / (count + 0.01); null for a
+        row without labels in the class index."""
+        counts = self.label_counts.get(split)
+        label_indices = label_indices.combine_chunks() if isinstance(label_indices, pa.ChunkedArray) \
+            else label_indices
+        n = len(label_indices)
+        if counts is None or not n:
+            return pa.nulls(n, pa.float64())
+        flat = pc.list_flatten(label_indices)
+        owner = pc.list_parent_indices(label_indices).to_numpy(zero_copy_only=False)
+        valid = pc.is_valid(flat).to_numpy(zero_copy_only=False)
+        idx = pc.fill_null(flat, 0).to_numpy(zero_copy_only=False)[valid]
+        per_label = 1000.0 / (np.asarray(counts, np.float64)[idx] + 0.01)
+        # Sum in label order per row (np.add.at is unbuffered and sequential): the same float result
+        # whichever partition or batch the row is written in.
+        total = np.zeros(n, np.float64)
+        np.add.at(total, owner[valid], per_label)
+        has = np.bincount(owner[valid], minlength=n) > 0
+        return pa.array(total, mask=~has)
+
+
+@dataclasses.dataclass
 class Checked:
     drops: dict            # (split, group_id) -> int32 rows of that group's batch to leave out
     dead_letters: list[dict]
     stats: dict
     missing: dict          # split -> MISSING_FEATURES table (CSV rows with no embedding)
+    label_counts: dict = dataclasses.field(default_factory=dict)  # split -> int64 [classes], built segments
+
+    @property
+    def plan(self) -> WritePlan:
+        return WritePlan(self.drops, self.label_counts)
 
 
 def _concat(batches) -> tuple[pa.Table, np.ndarray, np.ndarray]:
@@ -48,6 +82,7 @@ def check_splits(batches, csvs: dict, vocab: Vocabulary) -> Checked:
     out = Checked({}, [], {}, {})
     splits = sorted({b.split for b in batches} | set(csvs))
     matched: dict[str, list[np.ndarray]] = {s: [] for s in splits}
+    built: dict[str, list] = {s: [] for s in splits}  # label codes of each built segment, once per segment
     kept_ids: dict[str, pa.Array] = {}
     for split in splits:
         released = [b for b in batches if b.split == split and b.embedding_source == SOURCE_RELEASED]
@@ -56,6 +91,7 @@ def check_splits(batches, csvs: dict, vocab: Vocabulary) -> Checked:
             matched[split].append(b.table['csv_row'].to_numpy())
         table, group, rows = _concat(released)
         if table is None:
+            _built_computed(built[split], computed, None)
             continue
         ids = table['segment_id'].combine_chunks()
         first = keys.first_occurrences(ids)
@@ -63,6 +99,7 @@ def check_splits(batches, csvs: dict, vocab: Vocabulary) -> Checked:
             _duplicates(out, split, table, ids, first, group, rows)
         kept = table.filter(pa.array(first)) if not first.all() else table
         kept_ids[split] = ids.filter(pa.array(first))
+        built[split].append((kept['labels'], kept['num_frames']))
         matched[split].append(kept['csv_row'].to_numpy())
         labels = kept['labels'].combine_chunks()
         offsets = np.frombuffer(labels.offsets.buffers()[1], np.int32, len(labels) + 1,
@@ -70,6 +107,7 @@ def check_splits(batches, csvs: dict, vocab: Vocabulary) -> Checked:
         segment_stats(out.stats, split, vocab, offsets - offsets[0],
                       pc.list_flatten(labels).to_numpy(zero_copy_only=False).astype(np.int64),
                       kept['label_source'].combine_chunks(), kept['num_frames'].to_numpy())
+        _built_computed(built[split], computed, kept_ids[split])
         agree = kept['agree'].to_numpy()
         if split in csvs:
             stats.bump(out.stats, 'splits', split, 'labels_agree', int((agree == AGREE).sum()))
@@ -79,7 +117,60 @@ def check_splits(batches, csvs: dict, vocab: Vocabulary) -> Checked:
         stats.bump(out.stats, 'csv', split, 'rows_missing_features', out.missing[split].num_rows)
         stats.bump(out.stats, 'csv', split, 'rows_matched', len(index) - out.missing[split].num_rows)
     _leakage(out, kept_ids)
+    for split in splits:
+        if built[split]:
+            labels = pa.chunked_array([c for lab, _ in built[split] for c in _chunks(lab)],
+                                      pa.list_(pa.int16())).combine_chunks()
+            frames = np.concatenate([np.asarray(f, np.int64) for _, f in built[split]])
+            out.label_counts[split] = _distributions(out.stats, split, labels, frames, vocab)
     return out
+
+
+def _built_computed(built: list, computed, released_ids) -> None:
+    """Adds the labels of computed segments to a split's built segments, once each: a segment that also
+    has a released embedding is counted once."""
+    for b in computed:
+        table = b.table
+        if released_ids is not None and len(released_ids):
+            table = table.filter(pc.invert(pc.is_in(table['segment_id'], value_set=released_ids)))
+        built.append((table['labels'], table['num_frames']))
+
+
+def _chunks(arr) -> list:
+    return arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+
+
+TOP_PAIRS = 20
+
+
+def _distributions(st: dict, split: str, labels: pa.ListArray, frames: np.ndarray, vocab: Vocabulary) -> np.ndarray:
+    """Counts over a split's built segments (int16 label codes): per class (for sampling weights), labels
+    per segment, and the most frequent pairs of labels (manifest ``distributions``)."""
+    offsets = np.frombuffer(labels.offsets.buffers()[1], np.int32, len(labels) + 1, labels.offset).astype(np.int64)
+    offsets -= offsets[0]
+    codes = pc.list_flatten(labels).to_numpy(zero_copy_only=False).astype(np.int64)
+    n_classes = len(vocab.class_index)
+    counts = np.bincount(codes[codes < n_classes], minlength=n_classes)[:n_classes]
+    lengths = np.diff(offsets)
+    dist = st.setdefault('distributions', {}).setdefault(split, {})
+    for name, values in (('labels_per_segment', lengths), ('frames_per_segment', frames)):
+        hist = dist.setdefault(name, {})
+        for k, c in zip(*np.unique(values, return_counts=True)):
+            hist[str(int(k))] = hist.get(str(int(k)), 0) + int(c)
+    pair_keys = []
+    width = int(codes.max()) + 1 if len(codes) else 1
+    for j in range(1, int(lengths.max()) if len(lengths) else 0):
+        rows = np.flatnonzero(lengths > j)
+        b = codes[offsets[rows] + j]
+        for i in range(j):
+            a = codes[offsets[rows] + i]
+            pair_keys.append(np.minimum(a, b) * width + np.maximum(a, b))
+    if pair_keys:
+        uniq, c = np.unique(np.concatenate(pair_keys), return_counts=True)
+        top = np.lexsort((uniq, -c))[:TOP_PAIRS]
+        mids = vocab.all_mids
+        dist['top_label_pairs'] = [[mids[uniq[t] // width], mids[uniq[t] % width], int(c[t])] for t in top]
+    return counts
 
 
 def _duplicates(out: Checked, split: str, table: pa.Table, ids: pa.Array, first: np.ndarray,

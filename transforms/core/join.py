@@ -19,8 +19,11 @@ from transforms.core.schema import (CLIPS, EMBEDDING_DIM, LABELS_FROM_CSV, LABEL
 from transforms.core.segments_csv import SegmentIndex
 from transforms.core.sequence_example import Records
 
-# The clips columns before the explode by label adds ``is_primary``.
-SEGMENT_SCHEMA = pa.schema([f for f in CLIPS.schema if f.name != 'is_primary'])
+# Columns the writer adds: ``is_primary`` (the explode by label) and ``sampling_weight`` (it needs the
+# whole split's label counts, known only after CheckSegments).
+WRITER_COLUMNS = ('is_primary', 'sampling_weight')
+# The clips columns of a labelled segment, before the writer adds WRITER_COLUMNS.
+SEGMENT_SCHEMA = pa.schema([f for f in CLIPS.schema if f.name not in WRITER_COLUMNS])
 # Agreement of a record's own labels with its CSV row (``Labelled.agree``).
 AGREE, DISAGREE, NOT_COMPARED = 1, 0, -1
 
@@ -176,6 +179,7 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
         'end_time_seconds': pa.array(np.asarray(end_out, np.float64)[keep]),
         'labels': labels,
         'label_names': names.of(labels),
+        'label_indices': label_indices(vocab, labels),
         'labels_with_ancestors': expanded,
         'labels_with_ancestors_names': names.of(expanded),
         'label_source': pa.array(label_source[keep], pa.string()),
@@ -289,6 +293,16 @@ def to_codes(vocab: Vocabulary, labels: pa.ListArray) -> tuple[np.ndarray, np.nd
     np.cumsum(lengths, out=offsets[1:])
     codes = pc.index_in(pc.list_flatten(labels), value_set=pa.array(vocab.all_mids, pa.string()))
     return offsets, codes.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def label_indices(vocab: Vocabulary, labels: pa.ListArray) -> pa.ListArray:
+    """Each label's index in the class index (list<int32>, aligned with ``labels``; null for a MID outside
+    it). Codes below the class count are the index itself (``Vocabulary.all_mids``)."""
+    labels = labels.combine_chunks() if isinstance(labels, pa.ChunkedArray) else labels
+    offsets, codes = to_codes(vocab, labels)
+    n_classes = len(vocab.class_index)
+    values = pa.array(codes.astype(np.int32), mask=codes >= n_classes)
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
 
 
 def from_codes(vocab: Vocabulary, offsets: np.ndarray, codes: np.ndarray) -> pa.ListArray:

@@ -63,6 +63,9 @@ CLIPS = Table('clips', (
     Column('end_time_seconds', pa.float64(), 'segment end, from the segments CSV (else the shard)'),
     Column('labels', _STR_LIST, 'positive label MIDs, in release order'),
     Column('label_names', _STR_LIST, 'display names of `labels`'),
+    Column('label_indices', pa.list_(pa.int32()),
+           'index of each of `labels` in class_labels_indices.csv (0..526), so a multi-hot target is one '
+           'numpy operation; null for a label outside the class index'),
     Column('labels_with_ancestors', _STR_LIST,
            '`labels` then every ontology ancestor not already listed, in ontology order'),
     Column('labels_with_ancestors_names', _STR_LIST, 'display names of `labels_with_ancestors`'),
@@ -70,6 +73,10 @@ CLIPS = Table('clips', (
                                         '"none" (an unlabelled computed clip)'),
     Column('is_primary', pa.bool_(), 'true in exactly one row per segment and source: the partition of its '
                                      'first label. Filter on it to read each segment once'),
+    Column('sampling_weight', pa.float64(),
+           'per-segment sampling weight (AST/PSLA): sum over the segment\'s labels of 1000 / (segments of '
+           'this split built with that label + 0.01); equal on every row of a segment; null when unlabelled',
+           True),
     Column('num_frames', pa.int32(), 'number of 1 s embedding frames (1..10)'),
     Column('embedding', EMBEDDING_TYPE, 'the frames in order, concatenated: num_frames x 128 uint8 quantized '
                                         'VGGish PCA values; np.frombuffer(v, np.uint8).reshape(-1, 128)'),
@@ -134,7 +141,22 @@ CLASSES = Table('classes', (
     Column('depth', pa.int32(), 'shortest number of edges up to a root (roots have depth 0)'),
     Column('restrictions', _STR_LIST, 'subset of ["abstract", "blacklist"]'),
     Column('is_label', pa.bool_(), 'whether the class is one of the labels in the class index'),
+    Column('is_ancestor_only', pa.bool_(), 'not a label, but an ontology ancestor of one: with the labels, '
+                                           'the classes labels_with_ancestors can hold'),
+    Column('in_ontology', pa.bool_(), 'whether ontology.json has the class (some strong-label MIDs are '
+                                      'missing from it)'),
+    Column('abstract', pa.bool_(), 'the ontology marks the class abstract (a grouping, never rated)'),
+    Column('blacklisted', pa.bool_(), 'the ontology marks the class blacklisted (ambiguous, not used)'),
+    Column('num_rated', pa.int64(), 'qa_true_counts.csv (--label_quality): segments re-rated for quality; '
+                                    'null without --label_quality', True),
+    Column('num_true', pa.int64(), 'qa_true_counts.csv: of those, segments where the label was confirmed',
+           True),
+    Column('quality', pa.float64(), 'num_true / num_rated; null when not assessed (0 rated) or without '
+                                    '--label_quality', True),
 ) + tuple(Column(f'segments_{s}', pa.int64(), f'{s} segments with this class as a positive label')
           for s in SPLITS)
   + tuple(Column(f'segments_with_descendants_{s}', pa.int64(),
-                 f'{s} segments with this class among labels_with_ancestors') for s in SPLITS))
+                 f'{s} segments with this class among labels_with_ancestors') for s in SPLITS)
+  + tuple(Column(f'strong_{what}_{s}', pa.int64(), f'AudioSet Strong {s} file: {what} with this label; null '
+                                                   'without --strong_labels', True)
+          for s in ('train', 'eval') for what in ('segments', 'events')))
