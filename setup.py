@@ -12,7 +12,8 @@ setuptools.setup(
     name='audioset-beam',
     version='0.1.0',
     description='AudioSet to analysis-ready, hive-partitioned Parquet on Apache Beam',
-    packages=setuptools.find_packages(include=['pipelines', 'pipelines.*', 'transforms', 'transforms.*']),
+    packages=setuptools.find_packages(include=['pipelines', 'pipelines.*', 'transforms', 'transforms.*',
+                                                            'audioset_beam', 'audioset_beam.*']),
     python_requires='>=3.10',
     install_requires=REQUIREMENTS,
 )
