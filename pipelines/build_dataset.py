@@ -28,7 +28,7 @@ from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions
                                                   TestOptions)
 
 from pipelines import cli
-from pipelines.options import BuildOptions, audio_specs, check_flags, help_parser, validate
+from pipelines.options import BuildOptions, apply_release, audio_specs, check_flags, help_parser, validate
 from transforms import fileio
 from transforms.check import CheckSegments
 from transforms.core import layout, runs
@@ -36,7 +36,7 @@ from transforms.core.ontology import Vocabulary
 from transforms.embed import EmbedAudio, EmbedSettings, plan_audio
 from transforms.label import LabelSegments
 from transforms.publish import claim_run
-from transforms.read import ReadShards, plan_shard_groups
+from transforms.read import plan_features, read_features
 from transforms.segments import ReadSegmentCsvs
 from transforms.sinks import MergeStats, Publish, WriteClassTable, WriteDeadLetters, WriteManifest
 from transforms.write import WriteClips
@@ -72,14 +72,13 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
     """Adds the build to ``p``; returns a summary of the planned inputs (also recorded in the manifest)."""
     vocab = load_vocabulary(opts.class_index, opts.ontology)
     quality = cli.load_label_quality(opts.label_quality, vocab, fileio.read_bytes) if opts.label_quality else None
-    groups, shard_inputs = plan_shard_groups(opts.features_dir, int(opts.group_mb * (1 << 20))) \
-        if opts.features_dir else ([], {})
+    features, groups, shard_inputs = plan_features(opts.features_dir, int(opts.group_mb * (1 << 20)))
     csvs = find_segment_csvs(opts.segments_dir)
     audio_specs = [a.strip() for spec in ([opts.audio] if isinstance(opts.audio, str) else opts.audio or [])
                    for a in spec.split(',') if a.strip()]
     audio_items, audio_dead = plan_audio(audio_specs, opts.audio_manifest) \
         if audio_specs or opts.audio_manifest else ([], [])
-    if not groups and not (audio_items or audio_dead):
+    if not groups and not (features and features.tarball) and not (audio_items or audio_dead):
         raise ValueError(f'{opts.features_dir}: no shards found in bal_train/, eval/ or unbal_train/ '
                          '(expected the release layout, e.g. <features_dir>/eval/*.tfrecord), and no --audio')
     out = opts.output_dir
@@ -87,12 +86,15 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
         'format': 'audioset-beam/1',
         'inputs': {
             'features_dir': opts.features_dir, 'shards': shard_inputs, 'shard_groups': len(groups),
+            'features': {'form': features.form, 'tarball': features.tarball, 'root': features.root,
+                         'folders': list(features.folders)} if features else None,
             'segment_csvs': csvs, 'class_index': opts.class_index, 'ontology': opts.ontology,
             'label_quality': ({'path': opts.label_quality, 'classes': len(quality.counts),
                                'classes_assessed': sum(1 for r, _ in quality.counts.values() if r)}
                               if quality else None),
             'labels_from': {split: ('csv' if split in csvs else 'shard label indices (no segments CSV)')
-                            for split in shard_inputs},
+                            for split in (shard_inputs if not (features and features.tarball)
+                                          else layout.FEATURE_FOLDERS.values())},
         },
         'options': {k: v for k, v in opts.get_all_options(drop_default=False).items()
                     if k in {a.dest for a in _build_flags()}},
@@ -110,8 +112,7 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
     spill_dir = layout.join(out, layout.SPILL_DIR)
     csv_out = (p | 'ListSegmentCsvs' >> beam.Create(sorted(csvs.items()))
                  | 'ReadSegmentCsvs' >> ReadSegmentCsvs(vocab, spill_dir))
-    read = (p | 'ListShardGroups' >> beam.Create(groups)
-              | 'ReadShards' >> ReadShards())
+    read = read_features(p, features, groups, int(opts.group_mb * (1 << 20)))
     labelled = read['records'] | 'LabelSegments' >> LabelSegments(vocab, csv_out['index'])
     segments, keys = [labelled['segments']], [labelled['keys']]
     dead_letters = [read['dead_letters'], labelled['dead_letters'], csv_out['dead_letters']]
@@ -176,6 +177,7 @@ def parse(argv: list[str] | None) -> PipelineOptions:
     options = PipelineOptions(check_flags(sys.argv[1:] if argv is None else argv))
     opts = options.view_as(BuildOptions)
     opts.audio = audio_specs(opts.audio)
+    apply_release(opts, sys.argv[1:] if argv is None else argv)
     if (opts.output_dir is None) == (opts.output_root is None):
         raise SystemExit('error: give exactly one of --output_dir and --output_root (try --help)')
     if opts.output_root is not None:

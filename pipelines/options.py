@@ -24,9 +24,18 @@ class BuildOptions(PipelineOptions):
     def _add_argparse_args(cls, parser):
         g = parser.add_argument_group('AudioSet build')
         g.add_argument('--features_dir', default=str(SAMPLE_DIR / 'features'),
-                       help='Released embeddings in the release layout: a folder (local or gs://) with any of '
-                            'bal_train/, eval/, unbal_train/ holding *.tfrecord shards. '
+                       help='Released embeddings, in any form the release comes in: the tarball '
+                            'features.tar.gz (local, gs:// or https://, read as a stream, never unpacked), the '
+                            'folder tar unpacks it into (holding audioset_v1_embeddings/), '
+                            'audioset_v1_embeddings/ itself or any folder with bal_train/, eval/, unbal_train/ '
+                            'of *.tfrecord shards (local or gs://), or one split folder (only that split). '
                             'Default: the bundled sample.')
+        g.add_argument('--release', default=None,
+                       help='A folder (local or gs://) holding the release as python -m pipelines.fetch_release '
+                            'leaves it: features.tar.gz or audioset_v1_embeddings/, the segment CSVs, '
+                            'class_labels_indices.csv, ontology.json and, when present, qa_true_counts.csv '
+                            '(--label_quality) and the strong-label TSVs (--strong_labels). Fills in those '
+                            'flags; any of them given explicitly wins.')
         g.add_argument('--segments_dir', default=str(SAMPLE_DIR / 'segments'),
                        help='Folder with any of eval_segments.csv, balanced_train_segments.csv, '
                             'unbalanced_train_segments.csv. It must exist, but may be empty: then a split is '
@@ -172,8 +181,15 @@ def is_dataflow(options: PipelineOptions) -> bool:
 # Inputs the workers read, so on Dataflow they must be on gs://. The class index and ontology are read when
 # the job is built (on the submitting machine, or the Flex Template launcher with its bundled copies) and
 # travel inside the job, so local files are fine for them.
-WORKER_INPUTS = ('features_dir', 'segments_dir', 'audio', 'audio_manifest', 'reuse_embeddings_from')
+WORKER_INPUTS = ('features_dir', 'segments_dir', 'audio', 'audio_manifest', 'reuse_embeddings_from',
+                 'strong_labels')
 WEIGHT_INPUTS = ('vggish_checkpoint', 'vggish_pca_params')
+# Inputs that may also be http(s):// URLs (read as a stream; workers on Dataflow can fetch them too).
+URL_INPUTS = ('features_dir', 'label_quality', 'strong_labels') + WEIGHT_INPUTS
+
+
+def _schemes(flag: str) -> tuple[str, ...]:
+    return ('gs', 'http', 'https') if flag.lstrip('-') in URL_INPUTS else ('gs',)
 
 
 def _path_flags(opts: BuildOptions) -> list[tuple[str, str]]:
@@ -183,7 +199,8 @@ def _path_flags(opts: BuildOptions) -> list[tuple[str, str]]:
     out = [(f'--{name}', getattr(opts, name)) for name in ('features_dir', 'segments_dir', 'class_index',
                                                            'ontology', 'output_dir', 'output_root')]
     out += [('--audio', a) for a in audio_specs(opts.audio)]
-    names = ('audio_manifest', 'reuse_embeddings_from') + (WEIGHT_INPUTS if with_audio else ())
+    names = ('label_quality', 'strong_labels', 'audio_manifest', 'reuse_embeddings_from') + \
+        (WEIGHT_INPUTS if with_audio else ())
     out += [(f'--{name}', getattr(opts, name)) for name in names]
     return [(flag, value) for flag, value in out if value]
 
@@ -197,9 +214,10 @@ def _dataflow_problems(options: PipelineOptions, opts: BuildOptions, paths: list
     problems = []
     for flag, value in paths:
         name = flag[2:]
-        if name in WORKER_INPUTS and not value.startswith('gs://'):
+        if name in WORKER_INPUTS and not cli.is_remote(value):
             why = ' (the default, the bundled sample)' if defaults.get(name) == value else ''
-            problems.append(f'{flag} {value}{why}: Dataflow workers cannot read local files; give a gs:// path')
+            where = 'a gs:// path' if name not in URL_INPUTS else 'a gs:// or https:// path'
+            problems.append(f'{flag} {value}{why}: Dataflow workers cannot read local files; give {where}')
         elif name in WEIGHT_INPUTS and not value.startswith(('gs://', 'https://')):
             problems.append(f'{flag} {value}: Dataflow workers cannot read local files; give gs:// or https://')
         elif name in ('output_dir', 'output_root') and not value.startswith('gs://'):
@@ -231,8 +249,53 @@ def _exists_problem(path: str, want: str) -> str | None:
 
 
 def _match_any(pattern: str) -> bool:
+    if cli.is_remote(pattern) and not any(c in pattern for c in '*?['):
+        # One request for one name, bounded and without retries (Beam's match retries for minutes).
+        from transforms import fileio
+        try:
+            fileio.size_of(pattern)
+            return True
+        except FileNotFoundError:
+            return False
     from apache_beam.io.filesystems import FileSystems
     return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)
+
+
+def _remote_problem(flag: str, value: str, check) -> str | None:
+    """``check(value)`` -> True when there; a failure to ask (denied, timed out) is a problem too."""
+    try:
+        return None if check(value) else f'{flag} {value}: no such object'
+    except Exception as e:  # noqa: BLE001 -- each client raises its own: say what it said, in one line
+        return f'{flag} {value}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ""})'
+
+
+def _near_miss(path: str) -> str:
+    """'; did you mean X?' for a missing local path whose parent has a similar name, else ''."""
+    import difflib
+    parent, name = os.path.split(os.path.abspath(path))
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return ''
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+    return f'; did you mean {os.path.join(parent, close[0])}?' if close else ''
+
+
+def _features_problem(f: str, with_audio: bool) -> str | None:
+    """Why --features_dir is none of the accepted forms (see transforms.read.resolve_features), or None."""
+    from transforms.read import FeaturesError, resolve_features
+    try:
+        resolve_features(f)
+    except FileNotFoundError as e:
+        what = e.strerror or 'not found'
+        return f'--features_dir {e.filename or f}: {what}' + ('' if cli.is_remote(f) else _near_miss(f))
+    except FeaturesError as e:
+        if with_audio and e.empty:
+            return None
+        return f'--features_dir {e}' + (', and no --audio' if e.empty else '')
+    except Exception as e:  # noqa: BLE001 -- remote: denied, unreachable; say so in one line
+        return f'--features_dir {f}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ""})'
+    return None
 
 
 def _input_problems(opts: BuildOptions, with_audio: bool) -> list[str]:
@@ -240,11 +303,8 @@ def _input_problems(opts: BuildOptions, with_audio: bool) -> list[str]:
     from transforms.core import layout
     problems = []
     f = opts.features_dir
-    if not cli.is_remote(f) and (why := _exists_problem(f, 'folder')):
-        problems.append(f'--features_dir {f}: {why}' + (' (no shards found)' if why.startswith('no such') else ''))
-    elif not with_audio and not any(_match_any(layout.join(f, d, '*.tfrecord')) for d in layout.FEATURE_FOLDERS):
-        problems.append(f'--features_dir {f}: no shards found in bal_train/, eval/ or unbal_train/ (expected the '
-                        f'release layout, e.g. {layout.join(f, "eval", "*.tfrecord")}), and no --audio')
+    if f and (why := _features_problem(f, with_audio)):
+        problems.append(why)
     s = opts.segments_dir
     if not cli.is_remote(s) and (why := _exists_problem(s, 'folder')):
         hint = (' (give the folder that holds eval_segments.csv, ...)' if os.path.isfile(s) else
@@ -254,9 +314,17 @@ def _input_problems(opts: BuildOptions, with_audio: bool) -> list[str]:
         value = getattr(opts, name)
         if value and not cli.is_remote(value) and (why := _exists_problem(value, 'file')):
             problems.append(f'--{name} {value}: {why}')
-        elif value and value.startswith('gs://') and name in ('class_index', 'ontology', 'audio_manifest') \
-                and not _match_any(value):
-            problems.append(f'--{name} {value}: no such object')
+        elif value and cli.is_remote(value) and name in ('class_index', 'ontology', 'audio_manifest') \
+                and (why := _remote_problem(f'--{name}', value, _match_any)):
+            problems.append(why)
+    q = opts.label_quality
+    if q and not cli.is_remote(q) and (why := _exists_problem(q, 'file')):
+        problems.append(f'--label_quality {q}: {why}{_near_miss(q) if why.startswith("no such") else ""}')
+    elif q and cli.is_remote(q) and (why := _remote_problem('--label_quality', q, _match_any)):
+        problems.append(why)
+    st = opts.strong_labels
+    if st and not cli.is_remote(st) and (why := _exists_problem(st, 'folder')):
+        problems.append(f'--strong_labels {st}: {why} (give the folder holding audioset_train_strong.tsv, ...)')
     for spec in audio_specs(opts.audio):
         if any(c in spec for c in '*?['):
             found = (glob.glob(spec, recursive=True) if not cli.is_remote(spec) else _match_any(spec))
@@ -312,7 +380,7 @@ def validate(options: PipelineOptions) -> None:
     beam_paths = [(f'--{k}', v) for k, v in sorted(options.get_all_options().items())
                   if isinstance(v, str) and v.startswith('gs://') and f'--{k}' not in dict(paths)]
     problems = [f'{flag} {value}: {why}' for flag, value in paths + beam_paths
-                if (why := cli.gcs_path_problem(value, ('gs', 'https') if flag[2:] in WEIGHT_INPUTS else ('gs',)))]
+                if (why := cli.gcs_path_problem(value, _schemes(flag)))]
     for flag in ('--output_dir', '--output_root'):
         value = getattr(opts, flag[2:])
         if value and not cli.is_remote(value) and (why := cli.output_dir_problem(value)):
@@ -329,3 +397,35 @@ def validate(options: PipelineOptions) -> None:
         raise cli.InputError(_paragraph(problems))
     from transforms import fileio
     cli.load_vocabulary(opts.class_index, opts.ontology, fileio.read_bytes)
+
+
+def apply_release(opts: BuildOptions, argv: list[str]) -> dict[str, str]:
+    """Fills the flags --release stands for (``transforms.core.release.release_flags``) unless they were
+    given explicitly in ``argv``; returns what it filled. A release folder that is not there is an
+    InputError naming --release."""
+    if not opts.release:
+        return {}
+    from transforms import fileio
+    from transforms.core import release
+    r = opts.release.rstrip('/') or opts.release
+    if (why := cli.gcs_path_problem(r, ('gs', 'http', 'https'))):
+        raise cli.UsageError(f'--release {r}: {why}')
+    if not cli.is_remote(r):
+        if (why := _exists_problem(r, 'folder')):
+            raise cli.InputError(f'--release {r}: {why}{_near_miss(r) if why.startswith("no such") else ""} '
+                                 '(python -m pipelines.fetch_release --dest DIR makes one)')
+        exists = os.path.isfile
+    else:
+        def exists(path: str) -> bool:
+            try:
+                fileio.size_of(path)
+                return True
+            except FileNotFoundError:
+                return False
+    given = {a.split('=', 1)[0] for a in argv if a.startswith('--')}
+    filled = {}
+    for name, value in release.release_flags(r, exists).items():
+        if f'--{name}' not in given:
+            setattr(opts, name, value)
+            filled[name] = value
+    return filled

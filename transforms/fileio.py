@@ -21,6 +21,9 @@ def is_local(path: str) -> bool:
 
 
 def read_bytes(path: str) -> bytes:
+    if path.startswith(('http://', 'https://')):
+        with HttpReader(path) as f:
+            return b''.join(iter(lambda: f.read(1 << 20), b''))
     with FileSystems.open(path, compression_type=_RAW) as f:
         return f.read()
 
@@ -101,17 +104,193 @@ _gcs_clients = {}  # STORAGE_EMULATOR_HOST (None: GCS itself) -> client
 os.register_at_fork(after_in_child=_gcs_clients.clear)  # a client's connections must not cross a fork
 
 
-def _gcs_blob(path: str):
-    """The google.cloud.storage Blob for a gs:// path (one client per process and endpoint, made on first
-    use; it honours STORAGE_EMULATOR_HOST and Application Default Credentials as usual)."""
-    if not path.startswith('gs://') or '/' not in path[5:]:
-        raise ValueError(f'{path}: expected gs://bucket/name')
+def _gcs_client():
+    """One google.cloud.storage client per process and endpoint, made on first use. It honours
+    STORAGE_EMULATOR_HOST and Application Default Credentials as usual; with no credentials configured it
+    is anonymous (public objects such as the AudioSet release read fine), found in one attempt rather than
+    after Beam's minutes of credential retries."""
     endpoint = os.environ.get('STORAGE_EMULATOR_HOST')
     if endpoint not in _gcs_clients:
         from google.cloud import storage
-        _gcs_clients[endpoint] = storage.Client()
+        if endpoint:
+            _gcs_clients[endpoint] = storage.Client()
+        else:
+            import google.auth
+            from google.auth.exceptions import DefaultCredentialsError
+            try:
+                credentials, project = google.auth.default()
+                _gcs_clients[endpoint] = storage.Client(credentials=credentials, project=project)
+            except DefaultCredentialsError:
+                _gcs_clients[endpoint] = storage.Client.create_anonymous_client()
+    return _gcs_clients[endpoint]
+
+
+def _split_gcs(path: str) -> tuple[str, str]:
+    if not path.startswith('gs://') or '/' not in path[5:]:
+        raise ValueError(f'{path}: expected gs://bucket/name')
     bucket, name = path[5:].split('/', 1)
-    return _gcs_clients[endpoint].bucket(bucket).blob(name)
+    return bucket, name
+
+
+def _gcs_blob(path: str):
+    """The google.cloud.storage Blob for a gs:// path (see ``_gcs_client``)."""
+    bucket, name = _split_gcs(path)
+    return _gcs_client().bucket(bucket).blob(name)
+
+
+# -- streams: one reader for a local file, a gs:// object or an https:// URL --------------------------------
+
+_HTTP_TIMEOUT_S = 60
+
+
+class HttpReader(io.RawIOBase):
+    """A streaming GET of ``url`` from byte ``start``: ``read(n)`` as from a file. A connection that drops,
+    stalls past ``timeout`` or ends short of the length the server announced is resumed where it stopped
+    with an HTTP Range request, up to ``retries`` times in a row (backing off 1, 2, 4 ... s times
+    ``backoff``); then ``read`` raises OSError. ``size`` is the whole resource's length when the server
+    says it. Opening raises FileNotFoundError for a 404/410 and OSError for anything else."""
+
+    def __init__(self, url: str, start: int = 0, timeout: float = _HTTP_TIMEOUT_S, retries: int = 5,
+                 backoff: float = 1.0):
+        super().__init__()
+        self.url, self.pos, self.timeout, self.retries, self.backoff = url, start, timeout, retries, backoff
+        self.size: int | None = None
+        self.resumes = 0
+        self._resp = None
+        self._open()
+
+    def _open(self) -> None:
+        import urllib.error
+        import urllib.request
+        headers = {'User-Agent': 'audioset-beam', 'Accept-Encoding': 'identity'}
+        if self.pos:
+            headers['Range'] = f'bytes={self.pos}-'
+        try:
+            resp = urllib.request.urlopen(urllib.request.Request(self.url, headers=headers), timeout=self.timeout)
+        except urllib.error.HTTPError as e:
+            if e.code == 416 and self.size is not None and self.pos >= self.size:
+                self._resp = None
+                return
+            if e.code in (404, 410):
+                raise FileNotFoundError(2, f'HTTP {e.code} {e.reason}', self.url) from None
+            raise OSError(f'{self.url}: HTTP {e.code} {e.reason}') from None
+        if self.pos and resp.status != 206:
+            # The server ignored the range: skip what we already have.
+            left = self.pos
+            while left:
+                got = resp.read(min(left, 1 << 20))
+                if not got:
+                    raise OSError(f'{self.url}: the server ignored the Range request and sent less than before')
+                left -= len(got)
+        if resp.status == 206:
+            total = resp.headers.get('Content-Range', '').rpartition('/')[2]
+            self.size = int(total) if total.isdigit() else self.size
+        elif resp.headers.get('Content-Length', '').isdigit():
+            self.size = int(resp.headers['Content-Length'])
+        self._resp = resp
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        import http.client
+        import time
+        failures = 0
+        while True:
+            error: BaseException | None = None
+            try:
+                data = self._resp.read(n if n is not None and n >= 0 else None) if self._resp else b''
+            except (OSError, http.client.HTTPException) as e:
+                data, error = b'', e
+            if data:
+                self.pos += len(data)
+                return data
+            if error is None and (self.size is None or self.pos >= self.size):
+                return b''
+            failures += 1
+            why = f'{type(error).__name__}: {error}' if error else 'the connection closed early'
+            if failures > self.retries:
+                raise OSError(f'{self.url}: stopped at byte {self.pos:,} of {self.size or "?"} and '
+                              f'{self.retries} resumes failed ({why})')
+            self.close_response()
+            time.sleep(self.backoff * (1 << (failures - 1)))
+            self.resumes += 1
+            try:
+                self._open()
+            except FileNotFoundError:
+                raise
+            except OSError as e:  # the next attempt reports it if it persists
+                error = e
+                self._resp = None
+                if failures >= self.retries:
+                    raise
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def close_response(self) -> None:
+        if self._resp is not None:
+            with contextlib.suppress(Exception):
+                self._resp.close()
+            self._resp = None
+
+    def close(self) -> None:
+        self.close_response()
+        super().close()
+
+
+def http_size(url: str, timeout: float = 10) -> int | None:
+    """The length of ``url`` from a HEAD request (None when the server does not say). Raises
+    FileNotFoundError for a 404/410, OSError for any other failure, within ``timeout`` seconds."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method='HEAD', headers={'User-Agent': 'audioset-beam'}),
+                                    timeout=timeout) as resp:
+            length = resp.headers.get('Content-Length', '')
+            return int(length) if length.isdigit() else None
+    except urllib.error.HTTPError as e:
+        if e.code in (404, 410):
+            raise FileNotFoundError(2, f'HTTP {e.code} {e.reason}', url) from None
+        raise OSError(f'{url}: HTTP {e.code} {e.reason}') from None
+    except (urllib.error.URLError, TimeoutError) as e:
+        raise OSError(f'{url}: {getattr(e, "reason", e)}') from None
+
+
+def open_stream(path: str):
+    """A readable binary stream of a local file, a gs:// object (anonymous when no credentials are
+    configured) or an http(s):// URL (resumed with Range requests when a connection drops). The caller
+    closes it."""
+    if path.startswith(('http://', 'https://')):
+        return HttpReader(path)
+    if path.startswith('gs://'):
+        return _gcs_blob(path).open('rb', chunk_size=8 << 20)
+    return open(path, 'rb')
+
+
+def size_of(path: str, timeout: float = 10) -> int | None:
+    """Byte size of a local file, gs:// object or http(s):// URL; raises FileNotFoundError when there is
+    none. Remote checks make one request, with no retries, bounded by ``timeout``: no bucket listing."""
+    if path.startswith(('http://', 'https://')):
+        return http_size(path, timeout)
+    if path.startswith('gs://'):
+        from google.api_core import exceptions
+        blob = _gcs_blob(path)
+        try:
+            blob.reload(timeout=timeout, retry=None)
+        except exceptions.NotFound:
+            raise FileNotFoundError(2, 'no such object', path) from None
+        return blob.size
+    return os.path.getsize(path)
+
+
+def gcs_any_object(prefix: str, timeout: float = 10) -> bool:
+    """Whether any gs:// object name starts with ``prefix`` (one listing call for one name, no retries)."""
+    bucket, name = _split_gcs(prefix if prefix.count('/') > 2 else prefix.rstrip('/') + '/')
+    blobs = _gcs_client().list_blobs(bucket, prefix=name, max_results=1, timeout=timeout, retry=None)
+    return any(True for _ in blobs)
 
 
 def _fsync_dir(directory: str) -> None:

@@ -1,4 +1,6 @@
-"""ReadShards: TFRecord shards (local or gs://) to parsed AudioSet records, damage to dead letters."""
+"""ReadShards: TFRecord shards (local or gs://) to parsed AudioSet records, damage to dead letters.
+ReadTarball: the release tarball (local, gs:// or https://), streamed by one reader into shard groups that
+ReadShards then parses in parallel. ``resolve_features`` says which of the two a --features_dir is."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +17,7 @@ from apache_beam.metrics import Metrics
 
 from transforms import fileio
 from transforms.coders import BatchCoder
-from transforms.core import deadletter, layout, stats, tfrecord
+from transforms.core import deadletter, layout, release_tar, stats, tfrecord
 from transforms.core.sequence_example import Records, parse_records
 
 log = logging.getLogger(__name__)
@@ -26,10 +28,159 @@ STATS = 'stats'
 
 @dataclasses.dataclass(frozen=True)
 class ShardGroup:
-    """Shards of one split read by one worker call, so parsing and writing work on large batches."""
+    """Shards of one split read by one worker call, so parsing and writing work on large batches.
+    ``blobs``: the shards' bytes when they come from a tarball (``paths`` are then ``tarball:member``)."""
     group_id: int
     split: str
     paths: tuple[str, ...]
+    blobs: tuple[bytes, ...] | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(b) for b in self.blobs or ()) + 100 * len(self.paths)
+
+
+beam.coders.registry.register_coder(ShardGroup, BatchCoder)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSource:
+    """What a --features_dir is: a shard tree (``root`` holding split folders; ``folders`` the split folders
+    to read) or a release tarball (``tarball``)."""
+    given: str
+    root: str | None = None
+    folders: tuple[str, ...] = tuple(layout.FEATURE_FOLDERS)
+    tarball: str | None = None
+
+    @property
+    def form(self) -> str:
+        if self.tarball:
+            return 'tarball'
+        return 'split folder' if len(self.folders) == 1 else 'shard tree'
+
+
+class FeaturesError(ValueError):
+    """A --features_dir that is none of the accepted forms; the message says what it holds and a hint.
+    ``empty``: a folder with no shards at all (fine when the build embeds audio instead)."""
+
+    def __init__(self, message: str, empty: bool = False):
+        super().__init__(message)
+        self.empty = empty
+
+
+def _local_shards(directory: str) -> bool:
+    try:
+        return any(e.name.endswith('.tfrecord') for e in os.scandir(directory))
+    except OSError:
+        return False
+
+
+def _local_tree(path: str) -> tuple[str, ...]:
+    return tuple(f for f in layout.FEATURE_FOLDERS if _local_shards(os.path.join(path, f)))
+
+
+def _sniff_tar(path: str) -> bool:
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(BLOCK_SNIFF)
+    except OSError:
+        return False
+    return head.startswith(b'\x1f\x8b') or head[257:262] == b'ustar'
+
+
+BLOCK_SNIFF = 512
+TARBALL_NAME = 'features.tar.gz'
+
+
+def resolve_features(path: str) -> FeatureSource:
+    """Finds the release in ``path``, in any form users have it:
+
+    - the tarball (``features.tar.gz``, any ``*.tar.gz``/``*.tgz``/``*.tar``): a local file, gs:// or
+      http(s)://, read as a stream;
+    - the unpacked tree at any level: the folder holding ``audioset_v1_embeddings/``, that folder itself (or
+      any folder with ``bal_train/``, ``eval/``, ``unbal_train/`` of ``*.tfrecord``), or one split folder
+      (then only that split);
+    - a folder holding ``features.tar.gz`` (and no unpacked tree).
+
+    Remote paths: the tarball is one object (no listing); a gs:// folder is probed for the tarball by name
+    first, and listed (one call per split folder, at most one name each) only when there is none. An
+    https:// URL that is not a tarball is taken as a folder holding ``features.tar.gz`` (HTTP cannot list).
+    Raises FeaturesError (what is there, and a hint) or FileNotFoundError."""
+    p = path.rstrip('/') or path
+    if p.startswith(('http://', 'https://')):
+        tarball = p if release_tar.is_tar_name(p) else layout.join(p, TARBALL_NAME)
+        fileio.size_of(tarball)
+        return FeatureSource(path, tarball=tarball)
+    if p.startswith('gs://'):
+        return _resolve_gcs(path, p)
+    if not os.path.exists(p):
+        raise FileNotFoundError(2, 'no such file or folder', p)
+    if os.path.isfile(p):
+        if release_tar.is_tar_name(p) or _sniff_tar(p):
+            return FeatureSource(path, tarball=p)
+        raise FeaturesError(f'{p}: a file that is neither a folder of shards nor a tar archive (give the '
+                            f'release\'s {TARBALL_NAME} or the folder unpacked from it)')
+    folders = _local_tree(p)
+    if folders:
+        return FeatureSource(path, root=p, folders=folders)
+    inner = os.path.join(p, release_tar.RELEASE_ROOT)
+    if os.path.isdir(inner) and (folders := _local_tree(inner)):
+        return FeatureSource(path, root=inner, folders=folders)
+    name = os.path.basename(p)
+    if name in layout.FEATURE_FOLDERS and _local_shards(p):
+        return FeatureSource(path, root=os.path.dirname(p) or '.', folders=(name,))
+    if os.path.isfile(os.path.join(p, TARBALL_NAME)):
+        return FeatureSource(path, tarball=os.path.join(p, TARBALL_NAME))
+    raise FeaturesError(f'{p}: no shards found in bal_train/, eval/ or unbal_train/ (expected the release '
+                        f'layout, e.g. {layout.join(p, "eval", "*.tfrecord")}){_local_hint(p)}', empty=True)
+
+
+def _local_hint(p: str) -> str:
+    """A did-you-mean for a folder that holds the release one or two levels down, or loose shards."""
+    try:
+        children = sorted(e.path for e in os.scandir(p) if e.is_dir())
+    except OSError:
+        return ''
+    for child in children:
+        for candidate in (child, os.path.join(child, release_tar.RELEASE_ROOT)):
+            if os.path.isdir(candidate) and _local_tree(candidate):
+                return f'; this folder holds {os.path.relpath(candidate, p)}/: did you mean {candidate}?'
+        if os.path.isfile(os.path.join(child, TARBALL_NAME)):
+            return f'; did you mean {os.path.join(child, TARBALL_NAME)}?'
+    tars = sorted(n for n in os.listdir(p) if release_tar.is_tar_name(n))
+    if tars:
+        return f'; this folder holds {tars[0]}: did you mean {os.path.join(p, tars[0])}?'
+    if _local_shards(p):
+        return ('; the *.tfrecord files here are not in a split folder: the split is taken from the folder '
+                'name, so put them in bal_train/, eval/ or unbal_train/ (or name this folder so)')
+    return ''
+
+
+def _resolve_gcs(path: str, p: str) -> FeatureSource:
+    if release_tar.is_tar_name(p):
+        fileio.size_of(p)
+        return FeatureSource(path, tarball=p)
+    try:
+        fileio.size_of(layout.join(p, TARBALL_NAME))
+        return FeatureSource(path, tarball=layout.join(p, TARBALL_NAME))
+    except FileNotFoundError:
+        pass
+    except Exception as e:  # noqa: BLE001 -- a denied probe: try the unpacked layout next
+        log.info('%s: cannot probe for %s (%s)', p, TARBALL_NAME, e)
+    for root in (p, layout.join(p, release_tar.RELEASE_ROOT)):
+        try:
+            folders = tuple(f for f in layout.FEATURE_FOLDERS if fileio.gcs_any_object(layout.join(root, f) + '/'))
+        except Exception as e:  # noqa: BLE001 -- typically 401/403: the bucket does not allow listing
+            raise FeaturesError(f'{p}: cannot list it ({type(e).__name__}: {str(e).splitlines()[0][:200]}); '
+                                f'give the tarball instead, e.g. {layout.join(p, TARBALL_NAME)} (one object, '
+                                'read with no listing)') from None
+        if folders:
+            return FeatureSource(path, root=root, folders=folders)
+    parent, name = p.rsplit('/', 1)
+    if name in layout.FEATURE_FOLDERS and fileio.gcs_any_object(p + '/'):
+        return FeatureSource(path, root=parent, folders=(name,))
+    raise FeaturesError(f'{p}: no shards found in bal_train/, eval/ or unbal_train/ (expected the release layout, '
+                        f'e.g. {layout.join(p, "eval", "*.tfrecord")}), and no {TARBALL_NAME} there', empty=True)
 
 
 @dataclasses.dataclass
@@ -73,8 +224,10 @@ def _list_shards(features_dir: str, folder: str) -> list[tuple[str, int]]:
     return sorted((m.path, m.size_in_bytes) for m in FileSystems.match([pattern])[0].metadata_list)
 
 
-def plan_shard_groups(features_dir: str, target_bytes: int) -> tuple[list[ShardGroup], dict]:
-    """Lists ``<features_dir>/{eval,bal_train,unbal_train}/*.tfrecord`` and cuts each split into groups.
+def plan_shard_groups(features_dir: str, target_bytes: int,
+                      folders: tuple[str, ...] | None = None) -> tuple[list[ShardGroup], dict]:
+    """Lists ``<features_dir>/{eval,bal_train,unbal_train}/*.tfrecord`` (or only ``folders``) and cuts each
+    split into groups.
 
     Groups hold consecutive shards (sorted by name) of about ``target_bytes``, so the plan and thus the
     output are deterministic. Returns the groups and a summary of the inputs per split.
@@ -84,6 +237,8 @@ def plan_shard_groups(features_dir: str, target_bytes: int) -> tuple[list[ShardG
     groups: list[ShardGroup] = []
     inputs: dict = {}
     for folder, split in layout.FEATURE_FOLDERS.items():
+        if folders is not None and folder not in folders:
+            continue
         found = _list_shards(features_dir, folder)
         if not found:
             continue
@@ -133,7 +288,7 @@ class _ReadShardGroupFn(beam.DoFn):
         st: dict = {}
         for s, path in enumerate(group.paths):
             try:
-                data = read_shard_file(path)
+                data = group.blobs[s] if group.blobs is not None else read_shard_file(path)
             except Exception as e:  # noqa: BLE001 -- any failure to read a file is that file's dead letter
                 bad.append(deadletter.dead_letter(deadletter.READ_SHARD, 'unreadable-file', path,
                                                   f'{type(e).__name__}: {e}', split=group.split, records=0))
@@ -190,3 +345,145 @@ class ReadShards(beam.PTransform):
                | 'ReadAndParse' >> beam.ParDo(_ReadShardGroupFn()).with_output_types(ShardBatch).with_outputs(
                    DEAD_LETTERS, STATS, main='records'))
         return {'records': out.records, DEAD_LETTERS: out[DEAD_LETTERS], STATS: out[STATS]}
+
+
+class _StreamTarballFn(beam.DoFn):
+    """tarball path -> ShardGroups of its shard members (their bytes inside), cut per split at about
+    ``target_bytes`` in archive order, like ``plan_shard_groups`` cuts a sorted folder; every other member
+    and every damaged stretch of the archive becomes a dead letter naming ``tarball:member``."""
+
+    def __init__(self, target_bytes: int):
+        if target_bytes <= 0:
+            raise ValueError(f'target_bytes must be positive, got {target_bytes}')
+        self.target_bytes = target_bytes
+        self.members = Metrics.counter(self.__class__, 'shard-members')
+        self.damaged = Metrics.counter(self.__class__, 'damaged-members')
+
+    def process(self, tarball: str) -> Iterable:
+        started = time.perf_counter()
+        st: dict = {}
+        bad: list[dict] = []
+        current: dict[str, tuple[list, list, int]] = {}
+        next_id = 0
+        last_split: str | None = None
+
+        def cut(folder: str):
+            nonlocal next_id
+            names, blobs, _ = current.pop(folder)
+            group = ShardGroup(next_id, layout.FEATURE_FOLDERS[folder], tuple(names), tuple(blobs))
+            next_id += 1
+            return group
+
+        def reject(reason: str, source: str, error: str, split: str | None, records: int, offset=None,
+                   estimated: bool = False) -> None:
+            bad.append(deadletter.dead_letter(deadletter.READ_SHARD, reason, source, error, byte_offset=offset,
+                                              split=split, records=records, records_estimated=estimated))
+            if records:
+                stats.bump(st, 'splits', split or 'unknown', 'records_in', records)
+
+        try:
+            total = fileio.size_of(tarball)
+        except Exception:  # noqa: BLE001 -- only used to estimate what a fault hid; the open below reports
+            total = None
+        try:
+            source = fileio.open_stream(tarball)
+        except Exception as e:  # noqa: BLE001 -- an unreadable tarball is its dead letter
+            reject('unreadable-file', tarball, f'{type(e).__name__}: {e}', None, 0)
+            source = None
+        if source is not None:
+            with source:
+                stream = release_tar.Stream(source.read)
+                for unit in release_tar.iter_members(stream):
+                    where = f'{tarball}:{unit.name}' if unit.name else tarball
+                    folder = release_tar.split_folder_of(unit.name)
+                    split = layout.FEATURE_FOLDERS.get(folder) if folder else None
+                    if unit.kind == 'dir':
+                        stats.bump(st, 'tarball', 'directories', 1)
+                    elif unit.kind == 'file' and release_tar.shard_member(unit.name):
+                        names, blobs, size = current.setdefault(folder, ([], [], 0))
+                        names.append(where)
+                        blobs.append(unit.data)
+                        current[folder] = (names, blobs, size + len(unit.data))
+                        last_split = split
+                        self.members.inc()
+                        stats.bump(st, 'tarball', 'shard_members', 1)
+                        if current[folder][2] >= self.target_bytes:
+                            yield cut(folder)
+                    elif unit.kind == 'file':
+                        # A misplaced shard still holds records: count them, so the run says what it lost.
+                        records = sum(u.records for u in tfrecord.iter_records(unit.data)) \
+                            if unit.name.endswith('.tfrecord') else 0
+                        reject('unexpected-member', where, 'not a release shard (expected '
+                               'audioset_v1_embeddings/{bal_train,eval,unbal_train}/<name>.tfrecord); not read',
+                               split, records, unit.offset)
+                    elif unit.kind == 'other':
+                        reject('unreadable-file', where, unit.error, split, 0, unit.offset)
+                    else:
+                        lost = unit.size
+                        if unit.reason in ('truncated-gzip', 'corrupt-gzip', 'unreadable') and total and stream.consumed:
+                            ratio = stream.produced / stream.consumed if stream.compressed else 1.0
+                            lost = int(max(0, total - stream.consumed) * ratio)
+                        records = max(1, round(lost / tfrecord.DEFAULT_RECORD_BYTES))
+                        reject(unit.reason, tarball, f'{unit.error} (records hidden: estimated from {lost:,} bytes)',
+                               last_split, records, unit.offset, estimated=True)
+                stats.bump(st, 'tarball', 'compressed_bytes', stream.consumed)
+                stats.bump(st, 'tarball', 'tar_bytes', stream.produced)
+        for folder in list(layout.FEATURE_FOLDERS):
+            if folder in current:
+                yield cut(folder)
+        self.damaged.inc(len(bad))
+        for i, row in enumerate(bad):
+            if i < 3:
+                log.warning('dead letter: %s', deadletter.describe(row))
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, row)
+        stats.bump(st, 'timings', 'read_tarball', time.perf_counter() - started)
+        yield beam.pvalue.TaggedOutput(STATS, st)
+        log.info('streamed %s: %d shard groups, %d dead letters', tarball, next_id, len(bad))
+
+
+class ReadTarball(beam.PTransform):
+    """PCollection[str] (tarball paths: local, gs:// or http(s)://) -> the same dict as ReadShards.
+
+    One reader streams each tarball (nothing is unpacked to disk) and cuts its shard members into groups of
+    about ``target_bytes``; the groups are redistributed, so parsing and writing fan out as for loose
+    shards. Sources are named ``<tarball>:<member>``; every member and damaged stretch is either read or a
+    dead letter, and counted in ``records_in``.
+    """
+
+    def __init__(self, target_bytes: int):
+        super().__init__()
+        self.target_bytes = target_bytes
+
+    def expand(self, tarballs):
+        streamed = (tarballs | 'StreamTarball' >> beam.ParDo(_StreamTarballFn(self.target_bytes))
+                    .with_output_types(ShardGroup).with_outputs(DEAD_LETTERS, STATS, main='groups'))
+        read = streamed.groups | 'ReadShards' >> ReadShards()
+        dead = (streamed[DEAD_LETTERS], read[DEAD_LETTERS]) | 'FlattenDeadLetters' >> beam.Flatten()
+        st = (streamed[STATS], read[STATS]) | 'FlattenStats' >> beam.Flatten()
+        return {'records': read['records'], DEAD_LETTERS: dead, STATS: st}
+
+
+def plan_features(features_dir: str | None, target_bytes: int) -> tuple[FeatureSource | None, list[ShardGroup], dict]:
+    """(source, shard groups, inputs per split) of a --features_dir in any accepted form (see
+    ``resolve_features``). A tarball has no groups here: ReadTarball cuts them while it streams."""
+    if not features_dir:
+        return None, [], {}
+    try:
+        source = resolve_features(features_dir)
+    except FeaturesError as e:
+        if not e.empty:
+            raise
+        return FeatureSource(features_dir, root=features_dir, folders=()), [], {}
+    if source.tarball:
+        return source, [], {}
+    groups, inputs = plan_shard_groups(source.root, target_bytes, source.folders)
+    return source, groups, inputs
+
+
+def read_features(p, source: FeatureSource | None, groups: list[ShardGroup], target_bytes: int) -> dict:
+    """Adds the read of ``source`` to pipeline ``p`` (step labels stay those of the loose-shard build)."""
+    if source is not None and source.tarball:
+        return (p | 'ListTarballs' >> beam.Create([source.tarball])
+                  | 'ReadTarball' >> ReadTarball(target_bytes))
+    return (p | 'ListShardGroups' >> beam.Create(groups)
+              | 'ReadShards' >> ReadShards())
