@@ -168,8 +168,9 @@ class HttpReader(io.RawIOBase):
         try:
             resp = urllib.request.urlopen(urllib.request.Request(self.url, headers=headers), timeout=self.timeout)
         except urllib.error.HTTPError as e:
-            if e.code == 416 and self.size is not None and self.pos >= self.size:
-                self._resp = None
+            total = (e.headers.get('Content-Range') or '').rpartition('/')[2] if e.headers else ''
+            if e.code == 416 and total.isdigit() and self.pos >= int(total):  # nothing left to read
+                self.size, self._resp = int(total), None
                 return
             if e.code in (404, 410):
                 raise FileNotFoundError(2, f'HTTP {e.code} {e.reason}', self.url) from None
