@@ -114,7 +114,8 @@ def oracle_frame_labels(events: list[tuple[int, int, str]], duration_ms: int, nu
     for k in range(num_frames):
         w0 = k * hop_ms
         w1 = w0 + WINDOW_MS
-        frames.append(sorted({m for s, e, m in events if s <= duration_ms and overlaps(s, min(e, duration_ms), w0, w1)}))
+        frames.append(sorted({m for s, e, m in events
+                              if s <= duration_ms and overlaps(s, min(e, duration_ms), w0, w1)}))
     return frames
 
 

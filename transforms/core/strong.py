@@ -14,6 +14,7 @@ windows; it is always kept in ``strong_events``.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -118,7 +119,7 @@ def parse_display_names(data: bytes, path: str = 'mid_to_display_name.tsv') -> D
             continue
         mid, sep, name = line.partition('\t')
         mid, name = mid.strip(), name.strip()
-        if not sep or not name or not pc.match_substring_regex(pa.array([mid]), _MID)[0].as_py():
+        if not sep or not name or not re.match(_MID, mid):
             bad.append(deadletter.dead_letter(PARSE_STRONG, 'bad-display-name', path,
                                               f'expected MID<TAB>name: {line[:200]!r}', line_number=i))
         elif mid in names:
@@ -218,7 +219,7 @@ def _dead_letter(path: str, split: str | None, columns: tuple[str, ...], reason:
     """The dead letter of one bad line; the segment's video id and start when its segment_id parses."""
     extra: dict = {}
     vid, sep, ms = line.split('\t', 1)[0].strip().rpartition('_')
-    if sep and pc.match_substring_regex(pa.array([f'{vid}_{ms}']), _SEGMENT_ID)[0].as_py():
+    if sep and re.match(_SEGMENT_ID, f'{vid}_{ms}'):
         extra.update(video_id=vid, start_time_seconds=int(ms) / 1000.0)
     detail = _MESSAGES[reason].format(n=len(columns), names=', '.join(columns))
     return deadletter.dead_letter(PARSE_STRONG, reason, path, f'{detail}: {line[:200]!r}',
@@ -366,6 +367,8 @@ class StrongIndex:
         n = len(segment_ids)
         dur_ms, hop_ms = _ms(durations, n), _ms(frame_hop, n)
         frames_n = np.broadcast_to(np.asarray(num_frames, np.int64), (n,)).astype(np.int64)
+        if (hop_ms <= 0).any() or (frames_n < 0).any() or (dur_ms < 0).any():
+            raise ValueError('frame_hop must be > 0, num_frames and durations >= 0')
         group = self.events.lookup(segment_ids)
         valid = group >= 0
         row_all, ev_all = self.events.pairs(group)
@@ -395,7 +398,8 @@ class StrongIndex:
         positives, negatives = self._framed_lists(segment_ids)
         # One dead letter per event, however many entries of the batch share its segment.
         late, where = np.unique(ev_all[after], return_index=True)
-        dead = [self._after_end(int(e), int(d)) for e, d in zip(late.tolist(), dur_ms[row_all[after][where]].tolist())]
+        late_dur = dur_ms[row_all[after][where]]
+        dead = [self._after_end(e, d) for e, d in zip(late.tolist(), late_dur.tolist())]
         return Attached(strong_events, frame_labels, positives, negatives,
                         joined=np.unique(group[valid]), events=len(row), events_clipped=int(clipped.sum()),
                         dead_letters=dead)
