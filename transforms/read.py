@@ -336,12 +336,18 @@ class ReadShards(beam.PTransform):
     """PCollection[ShardGroup] -> {'records': PCollection[ShardBatch], 'dead_letters': dicts, 'stats': dicts}.
 
     Every framed record, damaged stretch and unreadable file is counted in ``records_in``; each one is
-    either in a ShardBatch or a dead letter.
+    either in a ShardBatch or a dead letter. ``redistribute=False`` parses each group where it was made
+    (ReadTarball: its groups carry their bytes, which a shuffle would hold all at once).
     """
 
+    def __init__(self, redistribute: bool = True):
+        super().__init__()
+        self.redistribute = redistribute
+
     def expand(self, groups):
+        if self.redistribute:
+            groups = groups | 'Redistribute' >> beam.Reshuffle()
         out = (groups
-               | 'Redistribute' >> beam.Reshuffle()
                | 'ReadAndParse' >> beam.ParDo(_ReadShardGroupFn()).with_output_types(ShardBatch).with_outputs(
                    DEAD_LETTERS, STATS, main='records'))
         return {'records': out.records, DEAD_LETTERS: out[DEAD_LETTERS], STATS: out[STATS]}
@@ -445,8 +451,10 @@ class ReadTarball(beam.PTransform):
     """PCollection[str] (tarball paths: local, gs:// or http(s)://) -> the same dict as ReadShards.
 
     One reader streams each tarball (nothing is unpacked to disk) and cuts its shard members into groups of
-    about ``target_bytes``; the groups are redistributed, so parsing and writing fan out as for loose
-    shards. Sources are named ``<tarball>:<member>``; every member and damaged stretch is either read or a
+    about ``target_bytes``, which are parsed, labelled and spilled in the same worker as they come (fused:
+    memory stays at a few groups); writing the partitions fans out as for loose shards. Not redistributed:
+    a shuffle of the groups would hold the whole tarball's bytes at once (measured: 4.8 GB in the
+    DirectRunner's runner process for a 0.64 GB tarball). Sources are named ``<tarball>:<member>``; every member and damaged stretch is either read or a
     dead letter, and counted in ``records_in``.
     """
 
@@ -457,7 +465,7 @@ class ReadTarball(beam.PTransform):
     def expand(self, tarballs):
         streamed = (tarballs | 'StreamTarball' >> beam.ParDo(_StreamTarballFn(self.target_bytes))
                     .with_output_types(ShardGroup).with_outputs(DEAD_LETTERS, STATS, main='groups'))
-        read = streamed.groups | 'ReadShards' >> ReadShards()
+        read = streamed.groups | 'ReadShards' >> ReadShards(redistribute=False)
         dead = (streamed[DEAD_LETTERS], read[DEAD_LETTERS]) | 'FlattenDeadLetters' >> beam.Flatten()
         st = (streamed[STATS], read[STATS]) | 'FlattenStats' >> beam.Flatten()
         return {'records': read['records'], DEAD_LETTERS: dead, STATS: st}
