@@ -60,8 +60,19 @@ def format_summary(manifest: dict, output_dir: str, top: int = 10) -> str:
     for reason, n in sorted(dl['by_stage_and_reason'].items()):
         lines.append(f'  {n:>7,}  {reason}')
     lines += ['', 'Query it:', *query_commands(output_dir),
-              f'Manifest: {layout.join(output_dir, layout.MANIFEST_FILE)}', '']
+              f'Manifest: {layout.join(output_dir, layout.MANIFEST_FILE)}', *report_line(manifest), '']
     return '\n'.join(lines)
+
+
+def report_line(manifest: dict) -> list[str]:
+    """Where report.html is (manifest ``report``), or why it was not written."""
+    report = manifest.get('report') or {}
+    if report.get('path'):
+        return [f'Report: {report["path"]}']
+    if report.get('error'):
+        return [f'warning: report.html was not written ({report["error"]}); the dataset is complete: '
+                'python -m pipelines.report OUTPUT_DIR retries it']
+    return []
 
 
 def label_sources(split_stats: dict) -> str:

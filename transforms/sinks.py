@@ -240,7 +240,7 @@ def remove_stale(output_dir: str, files: list[WrittenFile]) -> list[str]:
     write (a rerun replaces, never duplicates)."""
     keep = {f.path for f in files}
     stale = []
-    for sub in (layout.CLIPS_DIR, layout.MISSING_FEATURES_DIR, layout.COMPUTED_DIR):
+    for sub in (layout.CLIPS_DIR, layout.MISSING_FEATURES_DIR, layout.MISSING_STRONG_DIR, layout.COMPUTED_DIR):
         stale += [p for p, _ in fileio.list_files(layout.join(output_dir, sub))
                   if layout.is_part_file(p) and p not in keep]
     fileio.delete(stale)
@@ -263,6 +263,10 @@ class _FinalizeFn(beam.DoFn):
         body['timings']['seal'] = round(time.perf_counter() - started, 2)
         manifest = {**self.run_info, **body, 'stale_files_removed': len(stale),
                     'finished': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
+        # report.html views the verified data: written before manifest.json (still the last file) so the
+        # manifest records it, or why it is missing; a report failure never fails the build.
+        from transforms.report import write_report_or_error
+        manifest['report'] = write_report_or_error(self.output_dir, manifest)
         fileio.write_json_atomic(layout.join(self.output_dir, layout.MANIFEST_FILE), manifest)
         log.info('wrote %s', layout.join(self.output_dir, layout.MANIFEST_FILE))
         if self.publish is not None:

@@ -1,0 +1,72 @@
+"""Writes report.html of an existing dataset again (every build writes one; this redraws it).
+
+    python -m pipelines.report OUTPUT_DIR          # local or gs://; a --output_root: its latest run
+
+Reads manifest.json, classes.parquet, dead_letters/, the footers of missing_features/ and, for a dataset
+built before the manifest had ``distributions`` or one with computed embeddings, the columns of clips/ that
+the report needs (never the embeddings of released rows). Prints the report's path.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from pipelines import cli
+
+
+def _parser() -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(
+        prog='python -m pipelines.report', description=__doc__.split('\n\n')[0],
+        epilog=cli.EXIT_CODES_HELP, formatter_class=__import__('argparse').RawDescriptionHelpFormatter)
+    parser.add_argument('output_dir', metavar='OUTPUT_DIR',
+                        help='a build\'s --output_dir (local or gs://), or its --output_root (the latest run)')
+    parser.add_argument('--verbose', action='store_true', help='tracebacks for expected errors too')
+    return parser
+
+
+def resolve(output_dir: str) -> str:
+    """The dataset folder: ``output_dir`` itself, or the run latest.json points at. Raises cli.InputError
+    (exit 4) when neither holds a finished build."""
+    from transforms import fileio
+    from transforms.core import layout, runs
+    problem = cli.gcs_path_problem(output_dir)
+    if problem:
+        raise cli.UsageError(f'OUTPUT_DIR {output_dir}: {problem}')
+    try:
+        if fileio.exists(layout.join(output_dir, layout.MANIFEST_FILE)):
+            return output_dir
+        latest = layout.join(output_dir, runs.LATEST_FILE)
+        if fileio.exists(latest):
+            run_dir = json.loads(fileio.read_bytes(latest))['run_dir']
+            if fileio.exists(layout.join(run_dir, layout.MANIFEST_FILE)):
+                return run_dir
+    except cli.UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- gs:// unreachable, no permission: name the path
+        raise cli.InputError(f'OUTPUT_DIR {output_dir}: cannot be read ({type(e).__name__}: {e})') from e
+    raise cli.InputError(f'OUTPUT_DIR {output_dir}: no manifest.json (nor a latest.json pointing at a run with '
+                         'one): not a finished build. A build writes manifest.json last, when its checks pass.')
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = _parser().parse_strict(argv)
+    out = resolve(args.output_dir)
+    from transforms.report import write_report
+    try:
+        path = write_report(out)
+    except (KeyError, ValueError, OSError) as e:
+        if isinstance(e, cli.UserError):
+            raise
+        raise cli.InputError(f'{out}: the dataset cannot be reported on ({type(e).__name__}: {e}); '
+                             'is it a complete build of this version?') from e
+    print(path)
+    return cli.EXIT_OK
+
+
+def main() -> None:
+    """``python -m pipelines.report``; exit status as in cli.EXIT_CODES_HELP."""
+    cli.run_cli(run)
+
+
+if __name__ == '__main__':
+    main()
