@@ -135,7 +135,7 @@ def test_bad_paths_are_one_paragraph_naming_flag_and_path(release, tmp_path):
     assert code == cli.EXIT_INPUT and msg.startswith(f'--features_dir {holder}: no shards found')
     assert f'did you mean {holder / "features" / "audioset_v1_embeddings"}?' in msg
     code, msg = _error(_args(inputs, tmp_path / 'o', str(unpacked / 'audioset_v1_embedding')))
-    assert msg == (f'--features_dir {unpacked / "audioset_v1_embedding"}: no such file or folder; '
+    assert msg == (f'--features_dir {unpacked / "audioset_v1_embedding"}: no such folder; '
                    f'did you mean {unpacked / "audioset_v1_embeddings"}?')
     loose = tmp_path / 'loose'
     loose.mkdir()

@@ -114,7 +114,7 @@ def resolve_features(path: str) -> FeatureSource:
     if p.startswith('gs://'):
         return _resolve_gcs(path, p)
     if not os.path.exists(p):
-        raise FileNotFoundError(2, 'no such file or folder', p)
+        raise FileNotFoundError(2, 'no such file' if release_tar.is_tar_name(p) else 'no such folder', p)
     if os.path.isfile(p):
         if release_tar.is_tar_name(p) or _sniff_tar(p):
             return FeatureSource(path, tarball=p)
