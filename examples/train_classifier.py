@@ -70,16 +70,19 @@ def train_and_evaluate(args) -> dict:
     x_train, y_train, weights = x_train[labelled], y_train[labelled], train.weights[labelled]
 
     model = build_model(tf, y_train.shape[1], args.hidden, args.dropout, args.learning_rate)
+    # Every epoch's example order is drawn up front (seeded numpy), and one fit streams it: a weighted sampler
+    # draws with replacement in proportion to the sampling weights, the others take a permutation per epoch.
     rng = np.random.default_rng(args.seed)
-    for _ in range(args.epochs):
-        if args.weighting == 'sampler':
-            idx = rng.choice(len(x_train), size=len(x_train), replace=True, p=weights / weights.sum())
-            model.fit(x_train[idx], y_train[idx], batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0)
-        else:
-            idx = rng.permutation(len(x_train))
-            sw = weights[idx] / weights.mean() if args.weighting == 'loss' else None
-            model.fit(x_train[idx], y_train[idx], sample_weight=sw, batch_size=args.batch_size, epochs=1,
-                      shuffle=False, verbose=0)
+    n = len(x_train)
+    if args.weighting == 'sampler':
+        order = rng.choice(n, size=n * args.epochs, replace=True, p=weights / weights.sum())
+    else:
+        order = np.concatenate([rng.permutation(n) for _ in range(args.epochs)])
+    sample_weight = weights / weights.mean() if args.weighting == 'loss' else np.ones(n)
+    x, y, sw = (tf.constant(a) for a in (x_train, y_train, sample_weight.astype(np.float32)))
+    batches = tf.data.Dataset.from_tensor_slices(order.astype(np.int32)).batch(args.batch_size).map(
+        lambda i: (tf.gather(x, i), tf.gather(y, i), tf.gather(sw, i)))
+    model.fit(batches, epochs=1, shuffle=False, verbose=0)
     scores = model.predict(x_test, batch_size=1024, verbose=0)
     return {
         'dataset': str(args.dataset), 'train_segments': int(len(x_train)), 'eval_segments': int(len(x_test)),
