@@ -9,7 +9,6 @@ the report needs (never the embeddings of released rows). Prints the report's pa
 from __future__ import annotations
 
 import json
-import sys
 
 from pipelines import cli
 
