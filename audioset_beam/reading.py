@@ -14,6 +14,7 @@ offsets and data buffers give the frames without a Python loop per row.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
 import urllib.parse
@@ -83,7 +84,8 @@ def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     if parsed.scheme == 'gs' and os.environ.get('STORAGE_EMULATOR_HOST'):
         endpoint = urllib.parse.urlparse(os.environ['STORAGE_EMULATOR_HOST'])
         fs = pafs.GcsFileSystem(anonymous=True, scheme=endpoint.scheme or 'http',
-                                endpoint_override=endpoint.netloc or endpoint.path, retry_time_limit=5)
+                                endpoint_override=endpoint.netloc or endpoint.path,
+                                retry_time_limit=datetime.timedelta(seconds=5))
         return fs, (parsed.netloc + parsed.path).rstrip('/')
     fs, path = pafs.FileSystem.from_uri(uri)
     return fs, path.rstrip('/')
@@ -303,7 +305,7 @@ class _Reader:
         if self.has_weights:
             weights = pc.fill_null(batch.column('sampling_weight'), np.nan).to_numpy().astype(np.float64)
         else:
-            weights = np.bincount(rows, weights=self.class_weight[codes], minlength=n)
+            weights = np.bincount(rows, weights=self.class_weight[codes], minlength=n).astype(np.float64)
             weights[np.bincount(rows, minlength=n) == 0] = np.nan
         out = {'frames': frames, 'mask': np.arange(self.max_frames)[None, :] < nf[:, None], 'num_frames': nf,
                'targets': targets, 'weights': weights,

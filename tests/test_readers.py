@@ -25,7 +25,11 @@ def clips(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def released():
-    """(split, segment_id) -> the frames' bytes, from the shards through TensorFlow's own parser."""
+    return released_frames()
+
+
+def released_frames() -> dict[tuple[str, str], bytes]:
+    """(split, segment_id) -> the frames' bytes, from the sample's shards through TensorFlow's own parser."""
     import tensorflow as tf
     frames = {}
     for folder, split in FOLDERS.items():
