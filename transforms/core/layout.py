@@ -16,6 +16,7 @@ SEGMENT_CSVS = {
 CLIPS_DIR = 'clips'
 DEAD_LETTERS_DIR = 'dead_letters'
 MISSING_FEATURES_DIR = 'missing_features'
+MISSING_STRONG_DIR = 'missing_strong'
 CLASSES_FILE = 'classes.parquet'
 COMPUTED_DIR = 'computed_embeddings'
 MANIFEST_FILE = 'manifest.json'
