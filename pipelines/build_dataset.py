@@ -39,6 +39,8 @@ from transforms.publish import claim_run
 from transforms.read import plan_features, read_features
 from transforms.segments import ReadSegmentCsvs
 from transforms.sinks import MergeStats, Publish, WriteClassTable, WriteDeadLetters, WriteManifest
+from transforms.strong import FILES as STRONG_FILES
+from transforms.strong import ReadStrongLabels, find_strong_files
 from transforms.write import WriteClips
 
 log = logging.getLogger('pipelines.build_dataset')
@@ -74,6 +76,11 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
     quality = cli.load_label_quality(opts.label_quality, vocab, fileio.read_bytes) if opts.label_quality else None
     features, groups, shard_inputs = plan_features(opts.features_dir, int(opts.group_mb * (1 << 20)))
     csvs = find_segment_csvs(opts.segments_dir)
+    strong_files = find_strong_files(opts.strong_labels) if opts.strong_labels else {}
+    if opts.strong_labels and not ({'train', 'eval', 'framed'} & set(strong_files)):
+        wanted = ', '.join(STRONG_FILES[r] for r in ('train', 'eval', 'framed'))
+        raise cli.InputError(f'--strong_labels {opts.strong_labels}: none of {wanted} is there (the AudioSet '
+                             'Strong files, https://research.google.com/audioset/download_strong.html)')
     audio_specs = [a.strip() for spec in ([opts.audio] if isinstance(opts.audio, str) else opts.audio or [])
                    for a in spec.split(',') if a.strip()]
     audio_items, audio_dead = plan_audio(audio_specs, opts.audio_manifest) \
@@ -92,6 +99,7 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
             'label_quality': ({'path': opts.label_quality, 'classes': len(quality.counts),
                                'classes_assessed': sum(1 for r, _ in quality.counts.values() if r)}
                               if quality else None),
+            'strong_labels': ({'dir': opts.strong_labels, 'files': strong_files} if opts.strong_labels else None),
             'labels_from': {split: ('csv' if split in csvs else 'shard label indices (no segments CSV)')
                             for split in (shard_inputs if not (features and features.tarball)
                                           else layout.FEATURE_FOLDERS.values())},
@@ -112,15 +120,20 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
     spill_dir = layout.join(out, layout.SPILL_DIR)
     csv_out = (p | 'ListSegmentCsvs' >> beam.Create(sorted(csvs.items()))
                  | 'ReadSegmentCsvs' >> ReadSegmentCsvs(vocab, spill_dir))
+    strong = (p | 'ReadStrongLabels' >> ReadStrongLabels(strong_files, spill_dir)) if strong_files else None
+    strong_index = strong['index'] if strong else None
     read = read_features(p, features, groups, int(opts.group_mb * (1 << 20)))
-    labelled = read['records'] | 'LabelSegments' >> LabelSegments(vocab, csv_out['index'])
+    labelled = read['records'] | 'LabelSegments' >> LabelSegments(vocab, csv_out['index'], strong_index)
     segments, keys = [labelled['segments']], [labelled['keys']]
     dead_letters = [read['dead_letters'], labelled['dead_letters'], csv_out['dead_letters']]
     stat_parts = [read['stats'], labelled['stats'], csv_out['stats']]
+    if strong:
+        dead_letters.append(strong['dead_letters'])
+        stat_parts.append(strong['stats'])
     written = []
     if audio_items or audio_dead:
         embed = (p | 'ListAudio' >> beam.Create(audio_items)
-                   | 'EmbedAudio' >> EmbedAudio(vocab, csv_out['index'], settings, out))
+                   | 'EmbedAudio' >> EmbedAudio(vocab, csv_out['index'], settings, out, strong_index))
         segments.append(embed['segments'])
         keys.append(embed['keys'])
         dead_letters += [embed['dead_letters'], p | 'AudioDiscoveryDeadLetters' >> beam.Create(audio_dead)]
@@ -128,7 +141,7 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
                        p | 'AudioCount' >> beam.Create([{'audio': {'files_in': len(audio_items) + len(audio_dead)}}])]
         written.append(embed['files'])
     checked = (tuple(keys) | 'FlattenKeys' >> beam.Flatten()
-               | 'CheckSegments' >> CheckSegments(vocab, csv_out['index'], out))
+               | 'CheckSegments' >> CheckSegments(vocab, csv_out['index'], out, strong_index))
     clips = ((tuple(segments) | 'FlattenSegments' >> beam.Flatten(), checked['plan'])
              | 'WriteClips' >> WriteClips(out, opts.max_rows_per_file, opts.row_group_rows,
                                           opts.embedding_compression))

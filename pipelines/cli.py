@@ -254,6 +254,12 @@ def exit_now(code: int) -> None:
 
 def run_cli(run: Callable[[list[str]], int | None], argv: list[str] | None = None) -> None:
     """Runs ``run(argv)`` and ends the process with its exit status (see EXIT_CODES_HELP)."""
+    exit_now(cli_status(run, argv))
+
+
+def cli_status(run: Callable[[list[str]], int | None], argv: list[str] | None = None) -> int:
+    """Runs ``run(argv)`` as the command line does: an expected failure prints one ``error:`` paragraph,
+    anything else its traceback; returns the exit status (the process goes on: tests call this)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = '--verbose' in argv
     try:
@@ -278,7 +284,7 @@ def run_cli(run: Callable[[list[str]], int | None], argv: list[str] | None = Non
         else:
             code, message = known
             print(format_error(message), file=sys.stderr)
-    exit_now(code)
+    return code
 
 
 # -- strict flags ------------------------------------------------------------------------------------------

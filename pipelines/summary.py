@@ -41,6 +41,12 @@ def format_summary(manifest: dict, output_dir: str, top: int = 10) -> str:
         if c.get('rows_short_of_header'):
             lines.append(f'    warning: {c["rows_short_of_header"]:,} rows fewer than its header declares '
                          f'({c.get("rows_declared_in_header", 0):,}): a truncated file?')
+    for split, s in sorted((manifest.get('strong') or {}).items()):
+        if split in ('train', 'eval') and isinstance(s, dict) and 'segments' in s:
+            lines.append(f'  strong {split}: {s["segments_joined"]:,} of {s["segments"]:,} segments '
+                         f'({s["events_joined"]:,} of {s["events"]:,} events) on clips, '
+                         f'{s.get("events_clipped", 0):,} events clipped to the segment; '
+                         f'{s["segments_missing"]:,} listed in missing_strong/')
     audio = manifest.get('audio')
     if audio:
         per_split = ', '.join(f'{k}: {v.get("segments_out", 0):,}'

@@ -99,5 +99,7 @@ def test_write_clips_partitions_rolls_files_and_orders_by_group(tmp_path, vocab)
     ids = [v for i in range(3) for v in pq.read_table(speech / f'part-{i:05d}.parquet')['video_id'].to_pylist()]
     assert ids == [f'g{g}r{i:08d}' for g in range(3) for i in range(5) if (g, i) != (1, 0)]
     assert first.metadata.row_group(0).column(0).compression == 'ZSTD'
-    embedding = CLIPS.names.index('embedding')
+    rg = first.metadata.row_group(0)
+    # Parquet numbers leaf columns (a struct or nested list has several): find the embedding by its path.
+    embedding = next(i for i in range(rg.num_columns) if rg.column(i).path_in_schema == 'embedding')
     assert first.metadata.row_group(0).column(embedding).compression == 'UNCOMPRESSED'

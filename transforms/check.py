@@ -10,9 +10,10 @@ from transforms import fileio
 from transforms.core import deadletter, layout, stats
 from transforms.core.check import check_splits
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import MISSING_FEATURES
-from transforms.label import KeyBatch
+from transforms.core.schema import MISSING_FEATURES, MISSING_STRONG
+from transforms.label import KeyBatch, strong_side_input
 from transforms.segments import load_index
+from transforms.strong import load_strong
 from transforms.write import WrittenFile
 
 log = logging.getLogger(__name__)
@@ -22,11 +23,12 @@ class _CheckFn(beam.DoFn):
     def __init__(self, vocab: Vocabulary, output_dir: str):
         self.vocab, self.output_dir = vocab, output_dir
 
-    def process(self, keyed, indexes: dict):
+    def process(self, keyed, indexes: dict, strong_paths: dict):
         started = time.perf_counter()
         _, batches = keyed
         csvs = {split: load_index(*paths) for split, paths in indexes.items()}
-        checked = check_splits(list(batches), csvs, self.vocab)
+        strong = load_strong(strong_paths) if strong_paths else {}
+        checked = check_splits(list(batches), csvs, self.vocab, strong)
         for i, row in enumerate(checked.dead_letters):
             if i < 3:
                 log.warning('dead letter: %s', deadletter.describe(row))
@@ -37,6 +39,12 @@ class _CheckFn(beam.DoFn):
             fileio.write_parquet(path, table)
             yield beam.pvalue.TaggedOutput('files', WrittenFile(MISSING_FEATURES.name, path, table.num_rows,
                                                                 (('split', split),)))
+        for split, table in sorted(checked.missing_strong.items()):
+            directory = layout.join(self.output_dir, layout.MISSING_STRONG_DIR, layout.hive_segment('split', split))
+            path = layout.part_file(directory, 0)
+            fileio.write_parquet(path, table)
+            yield beam.pvalue.TaggedOutput('files', WrittenFile(MISSING_STRONG.name, path, table.num_rows,
+                                                                (('split', split),)))
         stats.bump(checked.stats, 'timings', 'check', time.perf_counter() - started)
         yield beam.pvalue.TaggedOutput('stats', checked.stats)
         yield checked.plan
@@ -44,21 +52,23 @@ class _CheckFn(beam.DoFn):
 
 class CheckSegments(beam.PTransform):
     """PCollection[KeyBatch] -> {'plan': one WritePlan (rows to leave out, label counts), 'dead_letters', 'stats',
-    'files' (missing_features/)}.
+    'files' (missing_features/, missing_strong/)}.
 
     All key batches meet in one place: ~50 bytes per segment (ids, labels, provenance; no embeddings), so
     the full release's 2M segments take a few hundred MB on one worker, and every split is checked whole.
     """
 
-    def __init__(self, vocab: Vocabulary, segment_indexes, output_dir: str):
+    def __init__(self, vocab: Vocabulary, segment_indexes, output_dir: str, strong_index=None):
         super().__init__()
         self.vocab, self.segment_indexes, self.output_dir = vocab, segment_indexes, output_dir
+        self.strong_index = strong_index
 
     def expand(self, key_batches):
         out = (key_batches
                | 'KeyAll' >> beam.Map(lambda b: (0, b)).with_output_types(beam.typehints.Tuple[int, KeyBatch])
                | 'GatherKeys' >> beam.GroupByKey()
                | 'CheckSplits' >> beam.ParDo(_CheckFn(self.vocab, self.output_dir),
-                                             beam.pvalue.AsDict(self.segment_indexes)).with_outputs(
+                                             beam.pvalue.AsDict(self.segment_indexes),
+                                             strong_side_input(key_batches.pipeline, self.strong_index)).with_outputs(
                    'dead_letters', 'stats', 'files', main='plan'))
         return {'plan': out.plan, 'dead_letters': out.dead_letters, 'stats': out.stats, 'files': out.files}

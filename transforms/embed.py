@@ -32,7 +32,7 @@ from transforms.core.join import Computed, embedding_array, label_records
 from transforms.core.ontology import Vocabulary
 from transforms.core.schema import COMPUTED_EMBEDDINGS, SOURCE_COMPUTED, SPLITS, UNLABELLED
 from transforms.core.sequence_example import Records
-from transforms.label import SegmentBatch, key_batch
+from transforms.label import SegmentBatch, key_batch, strong_index_for, strong_side_input
 from transforms.segments import load_index
 from transforms.write import WrittenFile
 
@@ -252,7 +252,7 @@ class _LabelComputedFn(beam.DoFn):
     def __init__(self, vocab: Vocabulary, fingerprint: str, keep_unlabelled: bool):
         self.vocab, self.fingerprint, self.keep_unlabelled = vocab, fingerprint, keep_unlabelled
 
-    def process(self, split_and_clips, indexes: dict):
+    def process(self, split_and_clips, indexes: dict, strong_paths: dict):
         split, clips = split_and_clips
         clips = sorted(clips, key=lambda c: (c.item, c.audio_sha256))
         n = len(clips)
@@ -266,9 +266,11 @@ class _LabelComputedFn(beam.DoFn):
             frame_offsets=frame_offsets, frames=np.concatenate([c.frames for c in clips]).astype(np.uint8))
         computed = Computed(self.fingerprint, [c.audio_sha256 for c in clips], self.keep_unlabelled)
         paths = indexes.get(split)
+        strong, strong_split = strong_index_for(split, strong_paths)
         out = label_records(records, split, [c.item.path for c in clips], np.arange(n), np.full(n, -1),
-                            self.vocab, load_index(*paths) if paths else None, computed, dedupe=True)
-        for row in out.dead_letters:
+                            self.vocab, load_index(*paths) if paths else None, computed, dedupe=True,
+                            strong=strong, strong_split=strong_split)
+        for row in out.dead_letters + out.strong_dead_letters:
             yield beam.pvalue.TaggedOutput('dead_letters', row)
         st = out.stats
         stats.bump(st, 'audio', 'embedded', sum(1 for c in clips if not c.reused))
@@ -276,7 +278,7 @@ class _LabelComputedFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput('stats', st)
         group = COMPUTED_GROUP_BASE + (SPLITS.index(split) if split in SPLITS else len(SPLITS))
         yield beam.pvalue.TaggedOutput('keys', key_batch(group, split, SOURCE_COMPUTED, out.segments, out.csv_row,
-                                                         out.agree, self.vocab))
+                                                         out.agree, self.vocab, out.strong_row))
         yield SegmentBatch(group, split, out.segments)
 
 
@@ -333,12 +335,15 @@ class EmbedAudio(beam.PTransform):
 
     ``segment_indexes`` is the PCollection[(split, (index path, csv path))] of the segment CSVs: a clip is labelled
     from the CSV row of its (YTID, start); without one it is a dead letter ('no-labels') unless
-    ``keep_unlabelled``. ``files`` holds the computed-embeddings cache this run wrote.
+    ``keep_unlabelled``. ``files`` holds the computed-embeddings cache this run wrote. ``strong_index``:
+    ReadStrongLabels' 'index', or None.
     """
 
-    def __init__(self, vocab: Vocabulary, segment_indexes, settings: EmbedSettings, output_dir: str):
+    def __init__(self, vocab: Vocabulary, segment_indexes, settings: EmbedSettings, output_dir: str,
+                 strong_index=None):
         super().__init__()
         self.vocab, self.segment_indexes, self.settings, self.output_dir = vocab, segment_indexes, settings, output_dir
+        self.strong_index = strong_index
 
     def expand(self, items):
         s = self.settings
@@ -362,7 +367,8 @@ class EmbedAudio(beam.PTransform):
                     | 'AssignSplit' >> beam.ParDo(_AssignSplitFn(), indexes)
                     | 'GroupBySplit' >> beam.GroupByKey()
                     | 'LabelComputed' >> beam.ParDo(_LabelComputedFn(self.vocab, s.fingerprint, s.keep_unlabelled),
-                                                    indexes).with_output_types(SegmentBatch).with_outputs(
+                                                    indexes, strong_side_input(items.pipeline, self.strong_index)
+                                                    ).with_output_types(SegmentBatch).with_outputs(
                         'dead_letters', 'stats', 'keys', main='segments'))
         dead = (front.dead_letters, labelled.dead_letters) | 'FlattenAudioDeadLetters' >> beam.Flatten()
         return {'segments': labelled.segments, 'keys': labelled.keys, 'files': files, 'dead_letters': dead,

@@ -16,8 +16,10 @@ from transforms.coders import BatchCoder, TableBatchCoder
 from transforms.core import deadletter, stats
 from transforms.core.join import label_records, to_codes
 from transforms.core.ontology import Vocabulary
+from transforms.core.schema import STRONG_SPLITS
 from transforms.read import ShardBatch
 from transforms.segments import load_index
+from transforms.strong import load_strong
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,16 @@ beam.coders.registry.register_coder(SegmentBatch, BatchCoder)
 # labels as int16 codes (Vocabulary.all_mids), repeated strings dictionary-encoded.
 KEY_COLUMNS = ['segment_id', 'labels', 'label_source', 'num_frames', 'source_file', 'source_record',
                'source_offset']
+# The AudioSet Strong split of each split.
+STRONG_SPLIT_OF = {split: strong for strong, splits in STRONG_SPLITS.items() for split in splits}
+
+
+def strong_index_for(split: str, strong_paths: dict | None):
+    """(StrongIndex or None, strong split) for a split, from ReadStrongLabels' side input."""
+    strong_split = STRONG_SPLIT_OF.get(split)
+    if not strong_paths or strong_split is None:
+        return None, strong_split
+    return load_strong(strong_paths).get(strong_split), strong_split
 
 
 @dataclasses.dataclass
@@ -52,7 +64,7 @@ class KeyBatch:
     group_id: int
     split: str
     embedding_source: str
-    table: pa.Table  # KEY_COLUMNS + csv_row (int32, -1: none) + agree (int8, see join.AGREE)
+    table: pa.Table  # KEY_COLUMNS + csv_row (int32, -1: none) + agree (int8, see join.AGREE) + strong_row
 
     @property
     def nbytes(self) -> int:
@@ -68,7 +80,7 @@ beam.coders.registry.register_coder(KeyBatch, KeyBatchCoder)
 
 
 def key_batch(group_id: int, split: str, source: str, segments: pa.Table, csv_row: np.ndarray,
-              agree: np.ndarray, vocab: Vocabulary) -> KeyBatch:
+              agree: np.ndarray, vocab: Vocabulary, strong_row: np.ndarray | None = None) -> KeyBatch:
     offsets, codes = to_codes(vocab, segments['labels'])
     table = pa.table({
         'segment_id': segments['segment_id'],
@@ -80,6 +92,7 @@ def key_batch(group_id: int, split: str, source: str, segments: pa.Table, csv_ro
         'source_offset': segments['source_offset'],
         'csv_row': pa.array(csv_row, pa.int32()),
         'agree': pa.array(agree, pa.int8()),
+        'strong_row': pa.array(np.full(segments.num_rows, -1) if strong_row is None else strong_row, pa.int32()),
     })
     return KeyBatch(group_id, split, source, table)
 
@@ -105,15 +118,17 @@ class _LabelFn(beam.DoFn):
         self.segments = Metrics.counter(self.__class__, 'segments-labelled')
         self.rejected = Metrics.counter(self.__class__, 'records-rejected')
 
-    def process(self, batch: ShardBatch, indexes: dict):
+    def process(self, batch: ShardBatch, indexes: dict, strong_paths: dict):
         started = time.perf_counter()
         paths = indexes.get(batch.split)
         index = load_index(*paths) if paths else None
+        strong, strong_split = strong_index_for(batch.split, strong_paths)
         out = label_records(batch.records, batch.split, batch.sources, batch.source_index, batch.record_index,
-                            self.vocab, index, byte_offset=batch.byte_offset)
+                            self.vocab, index, byte_offset=batch.byte_offset, strong=strong,
+                            strong_split=strong_split)
         self.segments.inc(out.segments.num_rows)
         self.rejected.inc(len(out.dead_letters))
-        for i, row in enumerate(out.dead_letters):
+        for i, row in enumerate(out.dead_letters + out.strong_dead_letters):
             if i < 3:
                 log.warning('dead letter: %s', deadletter.describe(row))
             yield beam.pvalue.TaggedOutput('dead_letters', row)
@@ -125,7 +140,7 @@ class _LabelFn(beam.DoFn):
         stats.bump(st, 'timings', 'join_label', time.perf_counter() - started)
         yield beam.pvalue.TaggedOutput('stats', st)
         yield beam.pvalue.TaggedOutput('keys', key_batch(batch.group_id, batch.split, 'released', out.segments,
-                                                         out.csv_row, out.agree, self.vocab))
+                                                         out.csv_row, out.agree, self.vocab, out.strong_row))
         yield SegmentBatch(batch.group_id, batch.split, out.segments)
 
 
@@ -134,16 +149,26 @@ class LabelSegments(beam.PTransform):
 
     ``segment_indexes`` is a PCollection[(split, (index path, csv path))] from ReadSegmentCsvs; a split
     without one is labelled from the records' own label indices (``label_source == 'shard'``).
+    ``strong_index``: ReadStrongLabels' 'index' (one dict), or None without AudioSet Strong.
     """
 
-    def __init__(self, vocab: Vocabulary, segment_indexes):
+    def __init__(self, vocab: Vocabulary, segment_indexes, strong_index=None):
         super().__init__()
         self.vocab = vocab
         self.segment_indexes = segment_indexes
+        self.strong_index = strong_index
 
     def expand(self, batches):
+        strong = strong_side_input(batches.pipeline, self.strong_index)
         out = batches | 'JoinLabels' >> beam.ParDo(
-            _LabelFn(self.vocab), beam.pvalue.AsDict(self.segment_indexes)
+            _LabelFn(self.vocab), beam.pvalue.AsDict(self.segment_indexes), strong
         ).with_outputs('dead_letters', 'stats', 'keys', main='segments')
         return {'segments': out.segments, 'keys': out.keys, 'dead_letters': out.dead_letters,
                 'stats': out.stats}
+
+
+def strong_side_input(pipeline, strong_index):
+    """ReadStrongLabels' 'index' as a singleton side input ({} when there are no strong labels)."""
+    if strong_index is None:
+        return beam.pvalue.AsSingleton(pipeline | 'NoStrongLabels' >> beam.Create([{}]))
+    return beam.pvalue.AsSingleton(strong_index)

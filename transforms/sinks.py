@@ -67,7 +67,11 @@ def class_table(vocab: Vocabulary, run_stats: dict, quality: LabelQuality | None
     """Every ontology class (then any class-index MID outside it, then any strong-label MID outside both),
     with its place in the vocabulary, per-split segment counts, label quality and strong-label counts.
 
-    ``strong``: {'names': MID -> display name, 'counts': {strong split: {MID: (segments, events)}}}."""
+    ``strong``: {'names': MID -> display name, 'counts': {strong split: {MID: {'segments', 'events'}}}}, as
+    ReadStrongLabels puts under ``run_stats['strong_classes']`` (read from there when not given). Without
+    strong labels the strong_* columns are null."""
+    if strong is None:
+        strong = run_stats.get('strong_classes')
     onto, idx = vocab.ontology, vocab.class_index
     mids = [n.mid for n in onto.nodes] + [m for m in idx.mids if m not in onto.order]
     strong_names = (strong or {}).get('names', {})
@@ -100,8 +104,8 @@ def class_table(vocab: Vocabulary, run_stats: dict, quality: LabelQuality | None
             row[f'segments_with_descendants_{s}'] = with_anc.get(s, {}).get(mid, 0)
         if strong is not None:
             for s in ('train', 'eval'):
-                segs, events = strong_counts.get(s, {}).get(mid, (0, 0))
-                row[f'strong_segments_{s}'], row[f'strong_events_{s}'] = segs, events
+                c = strong_counts.get(s, {}).get(mid, {})
+                row[f'strong_segments_{s}'], row[f'strong_events_{s}'] = c.get('segments', 0), c.get('events', 0)
         rows.append(row)
     return CLASSES.from_pylist(rows)
 
@@ -110,26 +114,23 @@ class _WriteClassesFn(beam.DoFn):
     def __init__(self, output_dir: str, vocab: Vocabulary, quality: LabelQuality | None):
         self.output_dir, self.vocab, self.quality = output_dir, vocab, quality
 
-    def process(self, run_stats: dict, strong=None):
+    def process(self, run_stats: dict):
         path = layout.join(self.output_dir, layout.CLASSES_FILE)
-        table = class_table(self.vocab, run_stats, self.quality, strong)
+        table = class_table(self.vocab, run_stats, self.quality)
         yield WrittenFile(CLASSES.name, path, fileio.write_parquet(path, table))
 
 
 class WriteClassTable(beam.PTransform):
     """PCollection[run stats] (one element) -> PCollection[WrittenFile]: ``classes.parquet``.
 
-    ``quality``: the parsed --label_quality file; ``strong``: a singleton PCollection of strong-label class
-    counts (see ``class_table``), or None."""
+    ``quality``: the parsed --label_quality file. Strong-label counts come with the run stats."""
 
-    def __init__(self, output_dir: str, vocab: Vocabulary, quality: LabelQuality | None = None, strong=None):
+    def __init__(self, output_dir: str, vocab: Vocabulary, quality: LabelQuality | None = None):
         super().__init__()
-        self.output_dir, self.vocab, self.quality, self.strong = output_dir, vocab, quality, strong
+        self.output_dir, self.vocab, self.quality = output_dir, vocab, quality
 
     def expand(self, run_stats):
-        side = [beam.pvalue.AsSingleton(self.strong)] if self.strong is not None else []
-        return run_stats | 'WriteClasses' >> beam.ParDo(_WriteClassesFn(self.output_dir, self.vocab, self.quality),
-                                                        *side)
+        return run_stats | 'WriteClasses' >> beam.ParDo(_WriteClassesFn(self.output_dir, self.vocab, self.quality))
 
 
 class BuildFailed(RuntimeError):
@@ -227,6 +228,7 @@ def verify_and_summarize(run_stats: dict, files: list[WrittenFile], output_dir: 
         'label_disagreement_examples': run_stats.get('label_disagreements', []),
         'distributions': run_stats.get('distributions', {}),
         'leakage': run_stats.get('leakage', {'segments': 0}),
+        'strong': run_stats.get('strong'),
         'shard_prefix_mismatch_examples': run_stats.get('shard_prefix_mismatch_examples', []),
         'timings': {k: round(v, 2) for k, v in sorted(run_stats.get('timings', {}).items())},
         'tables': by_table,

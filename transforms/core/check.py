@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from transforms.core import deadletter, keys, stats
 from transforms.core.join import AGREE, DISAGREE, segment_stats
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import MISSING_FEATURES, SOURCE_RELEASED
+from transforms.core.schema import MISSING_FEATURES, MISSING_STRONG, SOURCE_RELEASED, STRONG_SPLITS
 
 
 @dataclasses.dataclass
@@ -53,6 +53,7 @@ class Checked:
     stats: dict
     missing: dict          # split -> MISSING_FEATURES table (CSV rows with no embedding)
     label_counts: dict = dataclasses.field(default_factory=dict)  # split -> int64 [classes], built segments
+    missing_strong: dict = dataclasses.field(default_factory=dict)  # strong split -> MISSING_STRONG table
 
     @property
     def plan(self) -> WritePlan:
@@ -70,9 +71,10 @@ def _concat(batches) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     return table, group, rows
 
 
-def check_splits(batches, csvs: dict, vocab: Vocabulary) -> Checked:
+def check_splits(batches, csvs: dict, vocab: Vocabulary, strong: dict | None = None) -> Checked:
     """``batches``: KeyBatch-like objects (split, group_id, embedding_source, table with the KeyBatch
-    columns); ``csvs``: split -> SegmentIndex (its ``table`` and ``source``).
+    columns); ``csvs``: split -> SegmentIndex (its ``table`` and ``source``); ``strong``: AudioSet Strong
+    split -> StrongIndex (see ``strong_coverage``).
 
     Released segments must be unique within their split: the first occurrence in (group, record) order is
     kept and every later one becomes a ``duplicate-segment`` dead letter naming both places. Segment stats
@@ -117,6 +119,8 @@ def check_splits(batches, csvs: dict, vocab: Vocabulary) -> Checked:
         stats.bump(out.stats, 'csv', split, 'rows_missing_features', out.missing[split].num_rows)
         stats.bump(out.stats, 'csv', split, 'rows_matched', len(index) - out.missing[split].num_rows)
     _leakage(out, kept_ids)
+    for strong_split, index in sorted((strong or {}).items()):
+        strong_coverage(out, strong_split, index, [b for b in batches if b.split in STRONG_SPLITS[strong_split]])
     for split in splits:
         if built[split]:
             labels = pa.chunked_array([c for lab, _ in built[split] for c in _chunks(lab)],
@@ -124,6 +128,24 @@ def check_splits(batches, csvs: dict, vocab: Vocabulary) -> Checked:
             frames = np.concatenate([np.asarray(f, np.int64) for _, f in built[split]])
             out.label_counts[split] = _distributions(out.stats, split, labels, frames, vocab)
     return out
+
+
+def strong_coverage(out: Checked, strong_split: str, index, batches) -> None:
+    """Over a whole AudioSet Strong split: how many of its segments and events some built segment (released
+    or computed, of any split that belongs to it) took, and the table of those none did (missing_strong/)."""
+    rows = [b.table['strong_row'].to_numpy() for b in batches if 'strong_row' in b.table.column_names]
+    joined = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
+    cov = index.coverage(joined[joined >= 0])
+    u = cov.unjoined
+    out.missing_strong[strong_split] = pa.table({
+        'segment_id': u['segment_id'], 'video_id': u['video_id'],
+        'start_time_seconds': pc.divide(pc.cast(u['start_ms'], pa.float64()), 1000.0),
+        'events': pc.cast(u['events'], pa.int64()),
+        'strong_file': pa.array([index.source] * u.num_rows, pa.string()),
+        'line_number': pc.cast(u['line_number'], pa.int64())}, schema=MISSING_STRONG.schema)
+    s = out.stats.setdefault('strong', {}).setdefault(strong_split, {})
+    s.update(file=index.source, segments=cov.segments, events=cov.events, segments_joined=cov.segments_joined,
+             events_joined=cov.events_joined, segments_missing=cov.segments - cov.segments_joined)
 
 
 def _built_computed(built: list, computed, released_ids) -> None:

@@ -18,6 +18,7 @@ from transforms.core.schema import (CLIPS, EMBEDDING_DIM, LABELS_FROM_CSV, LABEL
                                     SOURCE_COMPUTED, SOURCE_RELEASED, UNLABELLED)
 from transforms.core.segments_csv import SegmentIndex
 from transforms.core.sequence_example import Records
+from transforms.core.strong import COMPUTED_HOP, FRAME_LABELS, RELEASED_HOP, STRONG_EVENTS, StrongIndex
 
 # Columns the writer adds: ``is_primary`` (the explode by label) and ``sampling_weight`` (it needs the
 # whole split's label counts, known only after CheckSegments).
@@ -35,6 +36,10 @@ class Labelled:
     stats: dict
     csv_row: np.ndarray      # int64 per segment: its row in the CSV table, -1 if none
     agree: np.ndarray        # int8 per segment: AGREE, DISAGREE or NOT_COMPARED
+    # int64 per segment: its segment number in the strong index (-1: none, or no strong labels).
+    strong_row: np.ndarray | None = None
+    # Strong events that could not be attached (not records: they never count against records in).
+    strong_dead_letters: list = dataclasses.field(default_factory=list)
 
 
 def embedding_array(frame_offsets: np.ndarray, frames: np.ndarray) -> pa.BinaryArray:
@@ -66,7 +71,8 @@ def _set_hash(owner: np.ndarray, codes: np.ndarray, n: int, weights: np.ndarray)
 def label_records(records: Records, split: str, sources: Sequence[str], source_index: np.ndarray,
                   record_index: np.ndarray, vocab: Vocabulary, index: SegmentIndex | None,
                   computed: Computed | None = None, byte_offset: np.ndarray | None = None,
-                  dedupe: bool = False) -> Labelled:
+                  dedupe: bool = False, strong: StrongIndex | None = None,
+                  strong_split: str | None = None) -> Labelled:
     """Labels records of one split.
 
     ``sources[source_index[p]]``, ``record_index[p]`` (-1: unknown) and ``byte_offset[p]`` name the shard,
@@ -76,7 +82,9 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
     seen before in this batch (released records are checked over the whole split later, see
     ``check.check_split``). Guarantee: ``len(segments) + len(dead_letters) == len(records)``.
     With ``computed``, the records are embeddings of audio files: rows say so, segment stats go under
-    'computed' and dead letters have stage 'label-audio'.
+    'computed' and dead letters have stage 'label-audio'. With ``strong`` (the StrongIndex of the AudioSet
+    Strong split ``strong_split`` this split belongs to), segments in it get ``strong_events`` and the
+    per-frame columns (released frames 1 s apart, computed ones 0.96 s); the others get nulls.
     """
     n = len(records)
     class_mids = vocab.class_index.mids
@@ -194,11 +202,36 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
         'source_file': src,
         'source_record': source_record,
         'source_offset': source_offset,
+        **_strong_columns(nk, None),
     }, schema=SEGMENT_SCHEMA)
+    strong_row, strong_dead = np.full(nk, -1, np.int64), []
+    if strong is not None and nk:
+        seg = segments['segment_id'].combine_chunks()
+        strong_row = strong.events.lookup(seg)
+        durations = (segments['end_time_seconds'].to_numpy() - segments['start_time_seconds'].to_numpy())
+        att = strong.attach(seg, np.maximum(durations, 0.0), kept.num_frames.astype(np.int64),
+                            COMPUTED_HOP if computed else RELEASED_HOP)
+        for name, values in _strong_columns(nk, att).items():
+            segments = segments.set_column(segments.schema.get_field_index(name), name, values)
+        strong_dead = att.dead_letters
+        root = ('computed', split) if computed else ('splits', split)
+        stats.bump(st, *root, 'strong_segments', int((strong_row >= 0).sum()))
+        stats.bump(st, 'strong', strong_split or split, 'events_attached', att.events)
+        stats.bump(st, 'strong', strong_split or split, 'events_clipped', att.events_clipped)
     if computed:
         segment_stats(st, split, vocab, *to_codes(vocab, segments['labels']),
                       segments['label_source'].combine_chunks(), segments['num_frames'].to_numpy(), 'computed')
-    return Labelled(segments, bad, st, csv_rows[keep], agree[keep])
+    return Labelled(segments, bad, st, csv_rows[keep], agree[keep], strong_row, strong_dead)
+
+
+def _strong_columns(n: int, att) -> dict:
+    """The AudioSet Strong columns of SEGMENT_SCHEMA: nulls without ``att`` (a strong.Attached)."""
+    if att is None:
+        return {'strong_events': pa.nulls(n, STRONG_EVENTS), 'frame_labels': pa.nulls(n, FRAME_LABELS),
+                'frame_positives_official': pa.nulls(n, FRAME_LABELS),
+                'frame_negatives': pa.nulls(n, FRAME_LABELS)}
+    return {'strong_events': att.strong_events, 'frame_labels': att.frame_labels,
+            'frame_positives_official': att.frame_positives_official, 'frame_negatives': att.frame_negatives}
 
 
 JOIN_TOLERANCE_SECONDS = 0.001

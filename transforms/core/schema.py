@@ -52,6 +52,10 @@ class Table:
 
 
 _STR_LIST = pa.list_(pa.string())
+# AudioSet Strong (transforms/core/strong.py fills these): events of a segment, and MIDs per frame.
+STRONG_EVENT = pa.struct([('label', pa.string()), ('label_name', pa.string()), ('start', pa.float64()),
+                          ('end', pa.float64())])
+FRAME_LABELS = pa.list_(_STR_LIST)
 
 SPLIT = Column('split', pa.string(), 'eval, balanced_train or unbalanced_train (hive partition)')
 LABEL = Column('label', pa.string(), 'the positive label MID of this partition (hive partition, URI-encoded)')
@@ -71,6 +75,19 @@ CLIPS = Table('clips', (
     Column('labels_with_ancestors_names', _STR_LIST, 'display names of `labels_with_ancestors`'),
     Column('label_source', pa.string(), '"csv" (segments CSV), "shard" (the record\'s own label indices) or '
                                         '"none" (an unlabelled computed clip)'),
+    Column('strong_events', pa.list_(STRONG_EVENT),
+           'AudioSet Strong events (label MID, label name, start s, end s from the segment start, clipped to '
+           'the segment), sorted by start then label; null when the segment has no strong labels', True),
+    Column('frame_labels', FRAME_LABELS,
+           'per embedding frame k: the MIDs of strong events overlapping its window by more than zero, '
+           '[k, k + 0.96) s for released frames, [0.96 k, 0.96 k + 0.96) s for computed ones; null without '
+           'strong labels', True),
+    Column('frame_positives_official', FRAME_LABELS,
+           'audioset_eval_strong_framed_posneg.tsv: per 0.96 s frame of that file, the MIDs marked PRESENT; '
+           'null for segments not in it', True),
+    Column('frame_negatives', FRAME_LABELS,
+           'audioset_eval_strong_framed_posneg.tsv: per 0.96 s frame, the MIDs marked NOT_PRESENT (explicit '
+           'negatives); null for segments not in it', True),
     Column('is_primary', pa.bool_(), 'true in exactly one row per segment and source: the partition of its '
                                      'first label. Filter on it to read each segment once'),
     Column('sampling_weight', pa.float64(),
@@ -129,6 +146,17 @@ MISSING_FEATURES = Table('missing_features', (
 ), partition_by=(SPLIT,))
 
 SPLITS = ('eval', 'balanced_train', 'unbalanced_train')
+# Splits of AudioSet Strong: train segments come from balanced and unbalanced train, eval from eval.
+STRONG_SPLITS = {'train': ('balanced_train', 'unbalanced_train'), 'eval': ('eval',)}
+
+MISSING_STRONG = Table('missing_strong', (
+    Column('segment_id', pa.string(), '<video_id>_<start_ms>, as in the strong TSV'),
+    Column('video_id', pa.string(), 'YouTube id'),
+    Column('start_time_seconds', pa.float64(), 'segment start'),
+    Column('events', pa.int64(), 'strong events of the segment in the file'),
+    Column('strong_file', pa.string(), 'the strong TSV'),
+    Column('line_number', pa.int64(), 'first line of the segment in that file'),
+), partition_by=(Column('split', pa.string(), 'train or eval: the AudioSet Strong split (hive partition)'),))
 
 CLASSES = Table('classes', (
     Column('index', pa.int32(), 'index in class_labels_indices.csv; null for ontology-only classes', True),

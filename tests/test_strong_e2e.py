@@ -1,0 +1,175 @@
+"""AudioSet Strong in the build (issue 12), end to end: strong TSVs generated in the release's format for
+segments of the bundled sample (plus segments the build does not have, and damaged lines), then every
+strong column, missing_strong/, the class counts and the manifest checked against the generator's own
+record of what it wrote and a plain-loop per-frame oracle (tests.strong_fixtures), not the build's code."""
+import collections
+import json
+
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines import build_dataset, cli
+from tests.fixtures import SAMPLE
+from tests.strong_fixtures import EVAL, FRAMED, TRAIN, oracle_frame_labels, write_strong_files
+
+ABSENT_TRAIN, ABSENT_EVAL = ('absentAAAAA_30000', 10.0), ('absentBBBBB_0', 10.0)
+
+
+def _sample_segments():
+    """(segment_id, duration s, frames) per release folder, read with TensorFlow's own parser."""
+    import tensorflow as tf
+    out = {}
+    for folder in ('eval', 'bal_train', 'unbal_train'):
+        for f in sorted((SAMPLE / 'features' / folder).glob('*.tfrecord')):
+            for raw in tf.data.TFRecordDataset(str(f)):
+                ex = tf.train.SequenceExample.FromString(raw.numpy())
+                c = ex.context.feature
+                vid = c['video_id'].bytes_list.value[0].decode()
+                s, e = c['start_time_seconds'].float_list.value[0], c['end_time_seconds'].float_list.value[0]
+                n = len(ex.feature_lists.feature_list['audio_embedding'].feature)
+                out.setdefault(folder, []).append((f'{vid}_{round(s * 1000)}', round((e - s) * 1000), n))
+    return out
+
+
+@pytest.fixture(scope='module')
+def build(tmp_path_factory):
+    root = tmp_path_factory.mktemp('strong')
+    segs = _sample_segments()
+    train = [(i, d / 1000) for i, d, _ in segs['bal_train'][:40] + segs['unbal_train'][:20]] + [ABSENT_TRAIN]
+    # Eval: every third segment is in the posneg file, as in the release (a subset of the eval strong set).
+    evals = [(i, d / 1000) for i, d, _ in segs['eval'][:30]] + [ABSENT_EVAL]
+    fx = write_strong_files(root / 'strong', train, evals, framed_segments=evals[::3], bad_lines=True)
+    out = root / 'out'
+    manifest = build_dataset.run(['--output_dir', str(out), '--strong_labels', str(fx.dir)])
+    frames = {i: (d, n) for v in segs.values() for i, d, n in v}
+    return out, manifest, fx, frames
+
+
+def _clips(out, columns):
+    return ds.dataset(out / 'clips', partitioning='hive').to_table(
+        filter=ds.field('is_primary'), columns=['segment_id', 'split', 'num_frames'] + columns).to_pylist()
+
+
+def _events(rows):
+    by = collections.defaultdict(list)
+    for seg, a, b, mid in rows:
+        by[seg].append((a, b, mid))
+    return by
+
+
+def test_every_strong_segment_gets_its_events_clipped_and_sorted(build):
+    out, _, fx, frames = build
+    names = dict(line.split('\t', 1) for line in (fx.dir / 'mid_to_display_name.tsv').read_text().splitlines())
+    want = {**_events(fx.train), **_events(fx.eval)}
+    seen = 0
+    for r in _clips(out, ['strong_events']):
+        events = want.get(r['segment_id'])
+        if events is None:
+            assert r['strong_events'] is None
+            continue
+        seen += 1
+        dur = frames[r['segment_id']][0]
+        expect = [(int(a), int(min(b, dur)), m) for a, b, m in events if a <= dur]
+        got = [(round(e['start'] * 1000), round(e['end'] * 1000), e['label']) for e in r['strong_events']]
+        assert sorted(got) == sorted(expect)
+        assert got == sorted(got, key=lambda e: (e[0], e[2], e[1]))  # sorted by start, label, end
+        assert all(e['label_name'] == names[e['label']] for e in r['strong_events'])
+    assert seen == 90  # 60 train + 30 eval segments of the sample
+
+
+def test_frame_labels_follow_the_frame_rule_on_released_frames(build):
+    out, _, fx, frames = build
+    want = {**_events(fx.train), **_events(fx.eval)}
+    checked = 0
+    for r in _clips(out, ['frame_labels']):
+        events = want.get(r['segment_id'])
+        if events is None:
+            assert r['frame_labels'] is None
+            continue
+        dur = frames[r['segment_id']][0]
+        assert len(r['frame_labels']) == r['num_frames']
+        assert [sorted(f) for f in r['frame_labels']] == oracle_frame_labels(events, dur, r['num_frames'], 1000)
+        checked += 1
+    assert checked == 90
+
+
+def test_official_framed_labels_come_from_the_posneg_file(build):
+    out, _, fx, _ = build
+    present, absent = collections.defaultdict(dict), collections.defaultdict(dict)
+    for seg, a, _, mid, is_present in fx.framed:
+        (present if is_present else absent)[seg].setdefault(a // 960, set()).add(mid)
+    rows = _clips(out, ['frame_positives_official', 'frame_negatives'])
+    got = 0
+    for r in rows:
+        seg = r['segment_id']
+        if seg not in present and seg not in absent:
+            assert r['frame_positives_official'] is None and r['frame_negatives'] is None
+            continue
+        got += 1
+        last = max(list(present[seg]) + list(absent[seg]))
+        assert [sorted(f) for f in r['frame_positives_official']] == \
+            [sorted(present[seg].get(k, ())) for k in range(last + 1)]
+        assert [sorted(f) for f in r['frame_negatives']] == [sorted(absent[seg].get(k, ())) for k in range(last + 1)]
+    assert got == 10  # evals[::3] of the 30 sample eval segments; the absent one is not built
+
+
+def test_strong_segments_no_clip_took_are_listed_with_their_file_and_line(build):
+    out, manifest, fx, _ = build
+    t = pq.read_table(out / 'missing_strong').to_pylist()
+    by_split = {r['split']: r for r in t}
+    assert set(by_split) == {'train', 'eval'} and len(t) == 2
+    for split, file, (seg, _), rows in (('train', TRAIN, ABSENT_TRAIN, fx.train), ('eval', EVAL, ABSENT_EVAL, fx.eval)):
+        r = by_split[split]
+        assert r['segment_id'] == seg and r['strong_file'].endswith(file)
+        lines = [n + 2 for n, row in enumerate(rows) if row[0] == seg]
+        assert r['line_number'] == min(lines) and r['events'] == len(lines)
+    s = manifest['strong']
+    assert s['train']['segments'] == 61 and s['train']['segments_joined'] == 60
+    assert s['train']['events'] == len(fx.train)
+    assert s['train']['events_joined'] == sum(1 for row in fx.train if row[0] != ABSENT_TRAIN[0])
+    assert s['eval']['segments'] == 31 and s['eval']['segments_joined'] == 30
+    assert s['eval']['events'] == len(fx.eval)
+
+
+def test_damaged_strong_lines_are_dead_letters_with_file_and_line(build):
+    out, manifest, fx, _ = build
+    dead = [r for r in pq.read_table(out / 'dead_letters').to_pylist() if r['stage'] == 'parse-strong']
+    got = sorted((r['source'].rsplit('/', 1)[-1], r['line_number'], r['reason']) for r in dead)
+    want = sorted((f, n, why) for f in (TRAIN, FRAMED) for n, why in fx.bad_lines[f])
+    assert got == want
+    files = manifest['strong']['files']
+    assert files['train']['rows_rejected'] == len(fx.bad_lines[TRAIN])
+    assert files['train']['rows_ok'] == len(fx.train)
+
+
+def test_class_table_counts_strong_segments_and_events_per_split(build):
+    out, _, fx, _ = build
+    classes = {r['mid']: r for r in pq.read_table(out / 'classes.parquet').to_pylist()}
+    for split, rows in (('train', fx.train), ('eval', fx.eval)):
+        events = collections.Counter(mid for _, _, _, mid in rows)
+        segments = collections.Counter(mid for _, mid in {(seg, mid) for seg, _, _, mid in rows})
+        for mid, n in events.items():
+            assert classes[mid][f'strong_events_{split}'] == n
+            assert classes[mid][f'strong_segments_{split}'] == segments[mid]
+    # Strong MIDs missing from ontology.json still get a row, named from mid_to_display_name.tsv.
+    onto = {n['id'] for n in json.loads((SAMPLE / 'ontology.json').read_text())}
+    odd = {mid for _, _, _, mid in fx.train} - onto
+    assert odd and all(not classes[m]['in_ontology'] and classes[m]['name'] for m in odd)
+
+
+def test_a_build_without_strong_labels_has_null_strong_columns(build):
+    out, _, _, _ = build
+    schema = ds.dataset(out / 'clips', partitioning='hive').schema
+    assert {'strong_events', 'frame_labels', 'frame_positives_official', 'frame_negatives'} <= set(schema.names)
+
+
+def test_a_folder_without_strong_files_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / 'empty').mkdir()
+    code = cli.cli_status(build_dataset._main, ['--output_dir', str(tmp_path / 'o'), '--strong_labels',
+                                                str(tmp_path / 'empty')])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INPUT
+    assert 'error:' in err and '--strong_labels' in err and 'audioset_train_strong.tsv' in err
+    assert 'Traceback' not in err
+    assert not (tmp_path / 'o' / 'manifest.json').exists()

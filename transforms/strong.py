@@ -1,0 +1,128 @@
+"""ReadStrongLabels: the AudioSet Strong TSVs to per-split indexes that LabelSegments attaches to segments.
+
+As with the segment CSVs, parsed events never travel through the runner: each file is parsed once and
+written as an Arrow IPC file beside the spill; only the paths go as a side input, and each worker process
+builds its StrongIndex once (``load_strong``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.ipc as ipc
+from apache_beam.io.filesystems import FileSystems
+
+from transforms import fileio
+from transforms.core import deadletter, layout, stats, strong
+from transforms.core.strong import StrongIndex
+
+log = logging.getLogger(__name__)
+
+# The files of AudioSet Strong, by role. ``train`` and ``eval`` are the strong splits (STRONG_SPLITS).
+FILES = {'train': 'audioset_train_strong.tsv', 'eval': 'audioset_eval_strong.tsv',
+         'framed': 'audioset_eval_strong_framed_posneg.tsv', 'names': 'mid_to_display_name.tsv'}
+
+_indexes: dict[tuple, dict[str, StrongIndex]] = {}
+_lock = threading.Lock()
+
+
+def find_strong_files(directory: str) -> dict[str, str]:
+    """Role -> path of the AudioSet Strong files present in ``directory`` (local, gs:// or https://: each
+    known name is tried, nothing is listed)."""
+    return {role: path for role, name in FILES.items() if fileio.exists(path := layout.join(directory, name))}
+
+
+def _write_arrow(path: str, table: pa.Table) -> None:
+    with FileSystems.create(path, compression_type='uncompressed') as f:
+        with ipc.new_file(f, table.schema) as writer:
+            writer.write_table(table)
+
+
+def _read_arrow(path: str) -> pa.Table:
+    with fileio.open_random_access(path) as f:
+        return ipc.open_file(f).read_all()
+
+
+def load_strong(paths: dict) -> dict[str, StrongIndex]:
+    """Strong split ('train', 'eval') -> StrongIndex, from ReadStrongLabels' output; once per process."""
+    key = tuple(sorted(paths.items()))
+    with _lock:
+        got = _indexes.get(key)
+        if got is None:
+            names = json.loads(fileio.read_bytes(paths['names'])) if 'names' in paths else {}
+            got = {}
+            for split in ('train', 'eval'):
+                if split in paths:
+                    framed = _read_arrow(paths['framed']) if split == 'eval' and 'framed' in paths else None
+                    got[split] = StrongIndex(_read_arrow(paths[split]), names, framed,
+                                             source=paths.get(f'{split}_source', split))
+            _indexes[key] = got
+        return got
+
+
+class _ParseStrongFn(beam.DoFn):
+    def __init__(self, spill_dir: str):
+        self.spill_dir = spill_dir
+
+    def process(self, files: dict):
+        started = time.perf_counter()
+        st: dict = {}
+        out: dict = {}
+        names: dict = {}
+        dead: list = []
+        if 'names' in files:
+            parsed_names = strong.parse_display_names(fileio.read_bytes(files['names']), files['names'])
+            names, dead = parsed_names.names, list(parsed_names.dead_letters)
+        counts: dict = {}
+        for role in ('train', 'eval', 'framed'):
+            if role not in files:
+                continue
+            path = files[role]
+            parse = strong.parse_framed if role == 'framed' else strong.parse_events
+            parsed = parse(fileio.read_bytes(path), path, 'eval' if role == 'framed' else role)
+            dead += parsed.dead_letters
+            target = layout.join(self.spill_dir, 'strong', f'{role}.arrow')
+            _write_arrow(target, parsed.table)
+            out[role], out[f'{role}_source'] = target, path
+            t = parsed.table
+            file_stats = {'file': path, 'lines': parsed.lines, 'rows_ok': t.num_rows,
+                          'rows_rejected': sum(r['records'] for r in parsed.dead_letters),
+                          'segments': len(pa.compute.unique(t['segment_id'])) if t.num_rows else 0}
+            st.setdefault('strong', {}).setdefault('files', {})[role] = file_stats
+            if role != 'framed':
+                for row in strong.label_counts(t).to_pylist():
+                    counts.setdefault(role, {})[row['label']] = {'segments': row['strong_segments'],
+                                                                 'events': row['strong_events']}
+        if names:
+            out['names'] = layout.join(self.spill_dir, 'strong', 'names.json')
+            fileio.write_bytes(out['names'], json.dumps(names).encode())
+        st['strong_classes'] = {'counts': counts, 'names': names}
+        for i, row in enumerate(dead):
+            if i < 3:
+                log.warning('dead letter: %s', deadletter.describe(row))
+            yield beam.pvalue.TaggedOutput('dead_letters', row)
+        stats.bump(st, 'timings', 'parse_strong', time.perf_counter() - started)
+        yield beam.pvalue.TaggedOutput('stats', st)
+        yield out
+
+
+class ReadStrongLabels(beam.PTransform):
+    """PBegin -> {'index': one dict of spill paths (see ``load_strong``), 'dead_letters', 'stats'}.
+
+    ``files``: role -> path, from ``find_strong_files``. A line that cannot be used is a ``parse-strong``
+    dead letter with file and line (see transforms.core.strong)."""
+
+    def __init__(self, files: dict, spill_dir: str):
+        super().__init__()
+        self.files, self.spill_dir = dict(files), spill_dir
+
+    def expand(self, pbegin):
+        out = (pbegin
+               | 'StrongFiles' >> beam.Create([self.files])
+               | 'ParseStrong' >> beam.ParDo(_ParseStrongFn(self.spill_dir)).with_outputs(
+                   'dead_letters', 'stats', main='index'))
+        return {'index': out.index, 'dead_letters': out.dead_letters, 'stats': out.stats}
