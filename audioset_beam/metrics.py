@@ -49,8 +49,8 @@ def d_prime(auc: float) -> float:
     """d' = sqrt(2) * Phi^-1(AUC), the separation of two unit normals that gives this AUC (as AudioSet's
     papers report it, from the mean AUC).
 
-    >>> round(d_prime(0.959), 3)
-    2.459
+    >>> round(d_prime(0.959), 4)
+    2.4596
     """
     if not 0.0 < auc < 1.0:
         return math.inf if auc >= 1.0 else -math.inf

@@ -47,8 +47,9 @@ _CLIP_PARTITIONING = ds.partitioning(pa.schema([('split', pa.string()), ('label'
 
 def frames_of(value) -> np.ndarray:
     """One row's ``embedding`` value (``bytes``, or any buffer) as its ``[num_frames, 128]`` uint8 frames,
-    without a copy. This is the call for every reader: pandas and Hugging Face ``datasets`` give ``bytes``,
-    Polars and DuckDB ``bytes`` too, Spark a ``bytearray``, pyarrow a ``BinaryScalar`` (pass ``.as_buffer()``).
+    without a copy. This is the call for every reader: pandas, Hugging Face ``datasets`` and Polars give
+    ``bytes``, DuckDB (``.df()``, ``.fetchnumpy()``) and Spark a ``bytearray``, pyarrow a ``BinaryScalar``
+    (pass ``.as_buffer()``); ``datasets``' numpy format strips trailing zero bytes (see docs/reading.md).
 
     >>> frames_of(bytes(256)).shape
     (2, 128)
@@ -59,7 +60,7 @@ def frames_of(value) -> np.ndarray:
 def dequantize(q: np.ndarray) -> np.ndarray:
     """Quantized uint8 frames to float32 PCA values in [-2, 2]: ``q * 4/255 + (4/512 - 2)``.
 
-    >>> dequantize(np.array([0, 255], np.uint8)).round(4).tolist()
+    >>> dequantize(np.array([0, 255], np.uint8)).astype(float).round(4).tolist()
     [-1.9922, 2.0078]
     """
     return q.astype(np.float32) * np.float32(DEQUANT_SCALE) + np.float32(DEQUANT_OFFSET)
@@ -316,9 +317,16 @@ class _Reader:
 
 
 def _to_numpy(col) -> np.ndarray:
+    """A column as a 1-D numpy array: primitive columns without nulls in their own dtype (booleans too, which
+    pyarrow cannot hand over without a copy), anything else (strings, lists, nulls) as Python values in an
+    object array, one element per row even when every list in the batch has the same length."""
     if pa.types.is_primitive(col.type) and not col.null_count:
-        return col.to_numpy()
-    return np.asarray(col.to_pylist(), dtype=object)
+        return col.to_numpy(zero_copy_only=False)
+    values = col.to_pylist()
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
 
 
 def load_split(dataset, split: str, *, min_quality: float | None = None, embedding_source: str | None = 'released',
