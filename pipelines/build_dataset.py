@@ -37,6 +37,7 @@ from transforms.embed import EmbedAudio, EmbedSettings, plan_audio
 from transforms.label import LabelSegments
 from transforms.publish import claim_run
 from transforms.read import plan_features, read_features
+from transforms.report import REPORT_FILE
 from transforms.segments import ReadSegmentCsvs
 from transforms.sinks import MergeStats, Publish, WriteClassTable, WriteDeadLetters, WriteManifest
 from transforms.strong import FILES as STRONG_FILES
@@ -225,6 +226,8 @@ def use_all_cores(options: PipelineOptions, argv: list[str]) -> None:
     runner = options.view_as(StandardOptions).runner
     if runner not in (None, 'DirectRunner', 'direct', 'Direct'):
         return
+    if runner is None:  # said explicitly, so Beam does not log that it picked the default
+        options.view_as(StandardOptions).runner = 'DirectRunner'
     direct = options.view_as(DirectOptions)
     given = {a.split('=', 1)[0].lstrip('-') for a in argv if a.startswith('--')}
     if 'direct_num_workers' not in given:
@@ -245,9 +248,11 @@ def run(argv: list[str] | None = None) -> dict:
     claim = claim_run(opts.output_root, opts.run_id, options.view_as(StandardOptions).runner) \
         if opts.output_root is not None else contextlib.nullcontext()
     manifest_path = layout.join(opts.output_dir, layout.MANIFEST_FILE)
-    # The dataset is about to change: a reader must not trust the old manifest meanwhile.
-    if fileio.exists(manifest_path):
-        FileSystems.delete([manifest_path])
+    # The dataset is about to change: a reader must not trust the old manifest (or the old report, which
+    # would describe data no longer there) meanwhile.
+    for stale in (manifest_path, layout.join(opts.output_dir, REPORT_FILE)):
+        if fileio.exists(stale):
+            FileSystems.delete([stale])
     try:
         with claim, beam.Pipeline(options=options) as p:
             pipeline(p, opts)

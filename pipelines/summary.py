@@ -43,10 +43,12 @@ def format_summary(manifest: dict, output_dir: str, top: int = 10) -> str:
                          f'({c.get("rows_declared_in_header", 0):,}): a truncated file?')
     for split, s in sorted((manifest.get('strong') or {}).items()):
         if split in ('train', 'eval') and isinstance(s, dict) and 'segments' in s:
-            lines.append(f'  strong {split}: {s["segments_joined"]:,} of {s["segments"]:,} segments '
-                         f'({s["events_joined"]:,} of {s["events"]:,} events) on clips, '
-                         f'{s.get("events_clipped", 0):,} events clipped to the segment; '
-                         f'{s["segments_missing"]:,} listed in missing_strong/')
+            after_end = s['events_joined'] - s.get('events_attached', s['events_joined'])
+            lines.append(f'  strong {split}: {s["segments_joined"]:,} of {s["segments"]:,} segments on clips, '
+                         f'{s.get("events_attached", 0):,} of {s["events"]:,} events attached '
+                         f'({s.get("events_clipped", 0):,} clipped to the segment'
+                         + (f', {after_end:,} starting after it: dead letters' if after_end > 0 else '')
+                         + f'); {s["segments_missing"]:,} segments listed in missing_strong/')
     audio = manifest.get('audio')
     if audio:
         per_split = ', '.join(f'{k}: {v.get("segments_out", 0):,}'

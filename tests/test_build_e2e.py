@@ -161,5 +161,5 @@ def test_cli_help_and_errors(capsys):
         assert flag in text
     with pytest.raises(SystemExit, match='max_bad_fraction'):
         build_dataset.run(['--output_dir', 'x', '--max_bad_fraction', '2'])
-    with pytest.raises(ValueError, match='no shards found'):
+    with pytest.raises(ValueError, match='--features_dir /nonexistent: no such folder'):
         build_dataset.run(['--output_dir', 'x', '--features_dir', '/nonexistent'])

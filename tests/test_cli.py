@@ -186,10 +186,15 @@ def test_ontology_and_class_index_errors_name_file_and_problem(inputs, tmp_path)
 def test_a_failed_threshold_is_one_paragraph_with_exit_1(tmp_path):
     inputs = copy_sample(tmp_path / 'in', splits=('eval',), shards_per_split=2)
     write_shard(inputs / 'features' / 'eval' / 'zz.tfrecord', [record('zzzzzzzzzzz', 0.0, [9999])])
+    # A report and manifest of an earlier build there describe data this run replaces: both go first.
+    (tmp_path / 'o').mkdir()
+    (tmp_path / 'o' / 'report.html').write_text('<html>old</html>')
+    (tmp_path / 'o' / 'manifest.json').write_text('{}')
     proc = _build(*_flags(inputs, tmp_path / 'o'), '--max_bad_fraction', '0')
     paragraph = _error(proc, cli.EXIT_FAILED, 'too much bad input', 'eval: 1 of', 'dead_letters')
     assert "while running" not in paragraph
     assert proc.stderr.count('too much bad input') == 1
+    assert not (tmp_path / 'o' / 'report.html').exists() and not (tmp_path / 'o' / 'manifest.json').exists()
 
 
 def test_validation_comes_before_the_old_manifest_is_deleted(inputs, tmp_path):
