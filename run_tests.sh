@@ -8,4 +8,5 @@ cd "$(dirname "$0")"
 scripts/ensure_system.sh
 python="$(scripts/ensure_env.sh requirements-dev.txt)"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-exec "$python" -m pytest "$@"
+# Two test processes (whole files each: module fixtures are built once); PYTEST_WORKERS=0 runs serially.
+exec "$python" -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
