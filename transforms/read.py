@@ -29,11 +29,13 @@ STATS = 'stats'
 @dataclasses.dataclass(frozen=True)
 class ShardGroup:
     """Shards of one split read by one worker call, so parsing and writing work on large batches.
-    ``blobs``: the shards' bytes when they come from a tarball (``paths`` are then ``tarball:member``)."""
+    ``blobs``: the shards' bytes when they come from a tarball (``paths`` are then ``tarball:member``);
+    or ``spill``: the file the tarball reader wrote them to, concatenated, and each one's end offset."""
     group_id: int
     split: str
     paths: tuple[str, ...]
     blobs: tuple[bytes, ...] | None = None
+    spill: tuple[str, tuple[int, ...]] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -286,9 +288,15 @@ class _ReadShardGroupFn(beam.DoFn):
         bad: list[dict] = []
         records_in = 0
         st: dict = {}
+        blobs = group.blobs
+        if group.spill is not None:
+            spilled, ends = group.spill
+            whole = fileio.read_bytes(spilled)
+            starts = (0,) + tuple(ends[:-1])
+            blobs = tuple(whole[a:b] for a, b in zip(starts, ends))
         for s, path in enumerate(group.paths):
             try:
-                data = group.blobs[s] if group.blobs is not None else read_shard_file(path)
+                data = blobs[s] if blobs is not None else read_shard_file(path)
             except Exception as e:  # noqa: BLE001 -- any failure to read a file is that file's dead letter
                 bad.append(deadletter.dead_letter(deadletter.READ_SHARD, 'unreadable-file', path,
                                                   f'{type(e).__name__}: {e}', split=group.split, records=0))
@@ -358,10 +366,10 @@ class _StreamTarballFn(beam.DoFn):
     ``target_bytes`` in archive order, like ``plan_shard_groups`` cuts a sorted folder; every other member
     and every damaged stretch of the archive becomes a dead letter naming ``tarball:member``."""
 
-    def __init__(self, target_bytes: int):
+    def __init__(self, target_bytes: int, spill_dir: str | None = None):
         if target_bytes <= 0:
             raise ValueError(f'target_bytes must be positive, got {target_bytes}')
-        self.target_bytes = target_bytes
+        self.target_bytes, self.spill_dir = target_bytes, spill_dir
         self.members = Metrics.counter(self.__class__, 'shard-members')
         self.damaged = Metrics.counter(self.__class__, 'damaged-members')
 
@@ -376,7 +384,16 @@ class _StreamTarballFn(beam.DoFn):
         def cut(folder: str):
             nonlocal next_id
             names, blobs, _ = current.pop(folder)
-            group = ShardGroup(next_id, layout.FEATURE_FOLDERS[folder], tuple(names), tuple(blobs))
+            split = layout.FEATURE_FOLDERS[folder]
+            if self.spill_dir is None:
+                group = ShardGroup(next_id, split, tuple(names), tuple(blobs))
+            else:
+                # The group's bytes go to one spill file; only its name and the member ends travel, so the
+                # groups can be redistributed (parsed by every worker) without a shuffle holding the tarball.
+                path = layout.join(self.spill_dir, 'tarball', f'group-{next_id:06d}.bin')
+                fileio.write_bytes(path, b''.join(blobs))
+                ends = tuple(np.cumsum([len(b) for b in blobs]).tolist())
+                group = ShardGroup(next_id, split, tuple(names), spill=(path, ends))
             next_id += 1
             return group
 
@@ -450,22 +467,24 @@ class _StreamTarballFn(beam.DoFn):
 class ReadTarball(beam.PTransform):
     """PCollection[str] (tarball paths: local, gs:// or http(s)://) -> the same dict as ReadShards.
 
-    One reader streams each tarball (nothing is unpacked to disk) and cuts its shard members into groups of
-    about ``target_bytes``, which are parsed, labelled and spilled in the same worker as they come (fused:
-    memory stays at a few groups); writing the partitions fans out as for loose shards. Not redistributed:
-    a shuffle of the groups would hold the whole tarball's bytes at once (measured: 4.8 GB in the
-    DirectRunner's runner process for a 0.64 GB tarball). Sources are named ``<tarball>:<member>``; every member and damaged stretch is either read or a
-    dead letter, and counted in ``records_in``.
+    One reader streams each tarball (never unpacked as a tree) and cuts its shard members into groups of
+    about ``target_bytes``. With ``spill_dir`` (the build), each group's bytes are written to one spill file
+    as it is cut and only its name travels: the groups are redistributed, so parsing, labelling and writing
+    fan out over every worker while the runner's shuffle holds descriptors, never the tarball (a shuffle of
+    the bytes themselves held 4.8 GB in the DirectRunner's runner process for a 0.64 GB tarball). Without
+    it, groups carry their bytes and are parsed where they are cut (fused). Sources are named
+    ``<tarball>:<member>``; every member and damaged stretch is either read or a dead letter, and counted in
+    ``records_in``.
     """
 
-    def __init__(self, target_bytes: int):
+    def __init__(self, target_bytes: int, spill_dir: str | None = None):
         super().__init__()
-        self.target_bytes = target_bytes
+        self.target_bytes, self.spill_dir = target_bytes, spill_dir
 
     def expand(self, tarballs):
-        streamed = (tarballs | 'StreamTarball' >> beam.ParDo(_StreamTarballFn(self.target_bytes))
+        streamed = (tarballs | 'StreamTarball' >> beam.ParDo(_StreamTarballFn(self.target_bytes, self.spill_dir))
                     .with_output_types(ShardGroup).with_outputs(DEAD_LETTERS, STATS, main='groups'))
-        read = streamed.groups | 'ReadShards' >> ReadShards(redistribute=False)
+        read = streamed.groups | 'ReadShards' >> ReadShards(redistribute=self.spill_dir is not None)
         dead = (streamed[DEAD_LETTERS], read[DEAD_LETTERS]) | 'FlattenDeadLetters' >> beam.Flatten()
         st = (streamed[STATS], read[STATS]) | 'FlattenStats' >> beam.Flatten()
         return {'records': read['records'], DEAD_LETTERS: dead, STATS: st}
@@ -488,10 +507,12 @@ def plan_features(features_dir: str | None, target_bytes: int) -> tuple[FeatureS
     return source, groups, inputs
 
 
-def read_features(p, source: FeatureSource | None, groups: list[ShardGroup], target_bytes: int) -> dict:
-    """Adds the read of ``source`` to pipeline ``p`` (step labels stay those of the loose-shard build)."""
+def read_features(p, source: FeatureSource | None, groups: list[ShardGroup], target_bytes: int,
+                  spill_dir: str | None = None) -> dict:
+    """Adds the read of ``source`` to pipeline ``p`` (step labels stay those of the loose-shard build).
+    ``spill_dir``: where a tarball's shard groups are written for redistribution (see ReadTarball)."""
     if source is not None and source.tarball:
         return (p | 'ListTarballs' >> beam.Create([source.tarball])
-                  | 'ReadTarball' >> ReadTarball(target_bytes))
+                  | 'ReadTarball' >> ReadTarball(target_bytes, spill_dir))
     return (p | 'ListShardGroups' >> beam.Create(groups)
               | 'ReadShards' >> ReadShards())
