@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-NAMES_TSV = REPO.parent / 'shared' / 'data' / 'audioset' / 'mid_to_display_name.tsv'
+NAMES_TSV = REPO / 'sample_data' / 'mid_to_display_name.tsv'
 RELEASE = {'train': (103_463, 934_821), 'eval': (16_996, 139_538), 'framed': 14_203}
 HEADER = 'segment_id\tstart_time_seconds\tend_time_seconds\tlabel\n'
 

@@ -34,7 +34,7 @@ def main() -> None:
             keep = split == 'unbal_train' or i % EVERY == 0 or (split == 'bal_train' and shard.name in clip_shards)
             if keep:
                 copied.append((shard, dest / 'features' / split / shard.name))
-    for name in ('ontology.json', 'class_labels_indices.csv'):
+    for name in ('ontology.json', 'class_labels_indices.csv', 'mid_to_display_name.tsv'):
         copied.append((src / name, dest / name))
     for name in ('eval_segments.csv', 'balanced_train_segments.csv'):
         copied.append((src / name, dest / 'segments' / name))
@@ -65,6 +65,8 @@ def main() -> None:
         '  `unbalanced_train_segments.csv` is not bundled (100 MB): the unbal_train shards are labelled from\n'
         '  their own label indices, and the manifest says so.\n'
         '- `ontology.json`, `class_labels_indices.csv`: the released ontology and class index.\n'
+        '- `mid_to_display_name.tsv`: AudioSet Strong\'s vocabulary (456 MIDs and names; the strong-label\n'
+        '  TSVs themselves are not in the shared material: tests generate them in their format).\n'
         '- `audio/bal_train/`: ten real bal_train clips (MP3, 44.1 kHz stereo, re-encoded by a downloader)\n'
         '  whose released embeddings are in `features/bal_train/`; `manifest.csv` (made by the script from the\n'
         '  source\'s SOURCES.md) gives each clip\'s segment, for `--audio_manifest`.\n\n' + '\n'.join(lines) + '\n')

@@ -15,9 +15,9 @@ import shutil
 
 import numpy as np
 
-from tests.fixtures import SAMPLE, SHARED
+from tests.fixtures import SAMPLE
 
-NAMES_TSV = SHARED / 'mid_to_display_name.tsv'
+NAMES_TSV = SAMPLE / 'mid_to_display_name.tsv'
 TRAIN, EVAL, FRAMED, NAMES = ('audioset_train_strong.tsv', 'audioset_eval_strong.tsv',
                               'audioset_eval_strong_framed_posneg.tsv', 'mid_to_display_name.tsv')
 HEADER = 'segment_id\tstart_time_seconds\tend_time_seconds\tlabel'

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from pipelines import cli, fetch_release
-from tests.fixtures import ROOT, SAMPLE, SHARED
+from tests.fixtures import ROOT, SAMPLE
 from tests.release_server import make_release_tarball, release_server
 from transforms.core import release
 
@@ -18,7 +18,7 @@ def _files(tmp_path) -> dict[str, bytes]:
     real = {'eval_segments.csv': SAMPLE / 'segments' / 'eval_segments.csv',
             'balanced_train_segments.csv': SAMPLE / 'segments' / 'balanced_train_segments.csv',
             'class_labels_indices.csv': SAMPLE / 'class_labels_indices.csv', 'ontology.json': SAMPLE / 'ontology.json',
-            'mid_to_display_name.tsv': SHARED / 'mid_to_display_name.tsv'}
+            'mid_to_display_name.tsv': SAMPLE / 'mid_to_display_name.tsv'}
     made = {'unbalanced_train_segments.csv': b'# YTID, start_seconds, end_seconds, positive_labels\n',
             'qa_true_counts.csv': b'label_id,num_rated,num_true\n0,10,9\n', 'rerated_video_ids.txt': b'abc\n',
             'audioset_train_strong.tsv': b'segment_id\tstart_time_seconds\tend_time_seconds\tlabel\n',
