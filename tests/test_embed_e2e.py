@@ -10,6 +10,7 @@ import pytest
 
 from pipelines import build_dataset, embed_audio
 from tests.fixtures import SAMPLE, build_args, copy_sample
+from tests.strong_fixtures import oracle_frame_labels, write_strong_files
 from transforms.core.vggish import fingerprint, write_random_weights
 
 CLIPS = sorted((SAMPLE / 'audio' / 'bal_train').glob('*.mp3'))
@@ -46,9 +47,29 @@ def _clips(out: pathlib.Path):
 def test_bundled_clips_are_embedded_labelled_and_match_the_export_cli(weights, inputs, tmp_path):
     files, flags = weights
     out = tmp_path / 'out'
+    # AudioSet Strong labels for the clips' segments: computed frames are 0.96 s apart, released ones 1 s.
+    lines = (SAMPLE / 'audio' / 'bal_train' / 'manifest.csv').read_text().splitlines()[1:]
+    segments = [(f'{y}_{int(a) * 1000}', float(b) - float(a)) for _, y, a, b in (ln.split(',') for ln in lines)]
+    strong = write_strong_files(tmp_path / 'strong', segments, [], seed=3)
     manifest = build_dataset.run(build_args(inputs, out, '--audio_manifest',
-                                            str(SAMPLE / 'audio' / 'bal_train' / 'manifest.csv'), *flags))
+                                            str(SAMPLE / 'audio' / 'bal_train' / 'manifest.csv'), *flags,
+                                            '--strong_labels', str(strong.dir)))
     assert manifest['audio']['adds_up'] and manifest['audio']['embedded'] == 10
+    assert manifest['strong']['train']['segments_joined'] == 10
+    events: dict = {}
+    for seg, a, b, mid in strong.train:
+        events.setdefault(seg, []).append((a, b, mid))
+    checked = {'computed': 0, 'released': 0}
+    for r in _clips(out).to_pylist():
+        if r['split'] != 'balanced_train' or r['segment_id'] not in events:
+            continue
+        checked[r['embedding_source']] += 1
+        hop = 960 if r['embedding_source'] == 'computed' else 1000
+        dur = round((r['end_time_seconds'] - r['start_time_seconds']) * 1000)
+        assert len(r['frame_labels']) == r['num_frames']
+        assert [sorted(f) for f in r['frame_labels']] == \
+            oracle_frame_labels(events[r['segment_id']], dur, r['num_frames'], hop)
+    assert checked == {'computed': 10, 'released': 10}
     rows = _clips(out).to_pylist()
     computed = {r['video_id']: r for r in rows if r['embedding_source'] == 'computed'}
     released = {r['video_id']: r for r in rows if r['embedding_source'] == 'released'}
