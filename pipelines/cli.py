@@ -124,6 +124,28 @@ def format_error(message: str) -> str:
 _WORKER_NOISE = ('Discarding unparseable args', 'No semi_persistent_directory found')
 
 
+# DirectRunner relays a worker process's log records as the text of a LogEntry proto ("Worker: severity: WARN
+# timestamp { ... } message: \"...\" instruction_id: ... log_location: ..."): only the message is for people.
+_WORKER_ENTRY = re.compile(r'^Worker: severity: \w+ timestamp \{[^}]*\} message: "(?P<message>(?:[^"\\]|\\.)*)"'
+                           r'(?:.*?log_location: "(?P<where>[^"]*)")?', re.S)
+
+
+def _plain_worker_message(record: logging.LogRecord) -> None:
+    """Rewrites a relayed worker record to its message, from logger ``worker`` (no-op for any other)."""
+    if not record.name.startswith('apache_beam.runners.portability'):
+        return
+    m = _WORKER_ENTRY.match(record.getMessage())
+    if m is None:
+        return
+    message = m.group('message')
+    try:  # text-format escapes: \' \" \n and octal bytes of UTF-8
+        message = message.encode('latin-1', 'backslashreplace').decode('unicode_escape')
+        message = message.encode('latin-1').decode('utf-8')
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        pass
+    record.msg, record.args, record.name = message, (), 'worker'
+
+
 class QuietExpectedErrors(logging.Filter):
     """Drops log records about an expected error: Beam logs a failing DoFn's exception (with its traceback,
     and from worker processes as text) before re-raising it, and ``run_cli`` prints that error once, as one
@@ -136,6 +158,7 @@ class QuietExpectedErrors(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno == logging.WARNING and any(text in record.getMessage() for text in _WORKER_NOISE):
             return False
+        _plain_worker_message(record)
         if not self.drop_errors or record.levelno < logging.ERROR:
             return True
         exc = record.exc_info[1] if record.exc_info else None

@@ -2,6 +2,7 @@
 one ``error:`` paragraph naming the flag or file, no traceback, and the documented exit status
 (pipelines/cli.py EXIT_CODES_HELP). Most cases fail before any pipeline runs, so each takes seconds."""
 import json
+import logging
 import os
 import pathlib
 import subprocess
@@ -376,3 +377,19 @@ def test_download_selection_errors_name_the_flag(tmp_path):
                             str(SAMPLE / 'segments' / 'eval_segments.csv'), '--labels', 'Nope'])
     with pytest.raises(cli.InputError, match='--segments_csv'):
         download_audio.run(['--audio_dir', str(tmp_path), '--segments_csv', str(tmp_path / 'none.csv')])
+
+
+def test_relayed_worker_log_lines_show_only_their_message():
+    # DirectRunner relays worker records as LogEntry text; the user sees the message, UTF-8 decoded.
+    entry = ('Worker: severity: WARN timestamp {   seconds: 1796217030   nanos: 880596399 } message: "dead '
+             "letter: /d/caf\\303\\251.tsv:288: join-strong/event-after-segment-end: the segment\\'s end\" "
+             'instruction_id: "bundle_12" transform_id: "LabelSegments/JoinLabels" log_location: '
+             '"/work/main/transforms/label.py:133" thread: "Thread-13" ')
+    record = logging.LogRecord('apache_beam.runners.portability.local_job_service', logging.WARNING, 'x', 1,
+                               entry, (), None)
+    assert cli.QuietExpectedErrors().filter(record)
+    assert record.name == 'worker'
+    assert record.getMessage() == ("dead letter: /d/café.tsv:288: join-strong/event-after-segment-end: "
+                                   "the segment's end")
+    other = logging.LogRecord('transforms.read', logging.WARNING, 'x', 1, 'plain %s', ('text',), None)
+    assert cli.QuietExpectedErrors().filter(other) and other.getMessage() == 'plain text'
