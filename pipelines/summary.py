@@ -43,7 +43,7 @@ def format_summary(manifest: dict, output_dir: str, top: int = 10) -> str:
                          f'({c.get("rows_declared_in_header", 0):,}): a truncated file?')
     for split, s in sorted((manifest.get('strong') or {}).items()):
         if split in ('train', 'eval') and isinstance(s, dict) and 'segments' in s:
-            after_end = s['events_joined'] - s.get('events_attached', s['events_joined'])
+            after_end = s.get('events_after_segment_end', 0)
             lines.append(f'  strong {split}: {s["segments_joined"]:,} of {s["segments"]:,} segments on clips, '
                          f'{s.get("events_attached", 0):,} of {s["events"]:,} events attached '
                          f'({s.get("events_clipped", 0):,} clipped to the segment'

@@ -56,6 +56,8 @@ def test_bundled_clips_are_embedded_labelled_and_match_the_export_cli(weights, i
                                             '--strong_labels', str(strong.dir)))
     assert manifest['audio']['adds_up'] and manifest['audio']['embedded'] == 10
     assert manifest['strong']['train']['segments_joined'] == 10
+    # Each clip is read twice (released and computed): its events count once.
+    assert manifest['strong']['train']['events_attached'] == len(strong.train)
     events: dict = {}
     for seg, a, b, mid in strong.train:
         events.setdefault(seg, []).append((a, b, mid))

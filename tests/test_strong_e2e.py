@@ -130,6 +130,9 @@ def test_strong_segments_no_clip_took_are_listed_with_their_file_and_line(build)
     assert s['train']['events_joined'] == sum(1 for row in fx.train if row[0] != ABSENT_TRAIN[0])
     assert s['eval']['segments'] == 31 and s['eval']['segments_joined'] == 30
     assert s['eval']['events'] == len(fx.eval)
+    for split in ('train', 'eval'):  # every event: attached, started after its segment, or not joined
+        assert s[split]['events_attached'] + s[split]['events_after_segment_end'] == s[split]['events_joined']
+        assert s[split]['events_after_segment_end'] == 0  # the fixtures never start an event after the end
 
 
 def test_damaged_strong_lines_are_dead_letters_with_file_and_line(build):

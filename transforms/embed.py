@@ -278,7 +278,7 @@ class _LabelComputedFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput('stats', st)
         group = COMPUTED_GROUP_BASE + (SPLITS.index(split) if split in SPLITS else len(SPLITS))
         yield beam.pvalue.TaggedOutput('keys', key_batch(group, split, SOURCE_COMPUTED, out.segments, out.csv_row,
-                                                         out.agree, self.vocab, out.strong_row))
+                                                         out.agree, self.vocab, out.strong_row, out.strong_attached))
         yield SegmentBatch(group, split, out.segments)
 
 

@@ -80,7 +80,8 @@ beam.coders.registry.register_coder(KeyBatch, KeyBatchCoder)
 
 
 def key_batch(group_id: int, split: str, source: str, segments: pa.Table, csv_row: np.ndarray,
-              agree: np.ndarray, vocab: Vocabulary, strong_row: np.ndarray | None = None) -> KeyBatch:
+              agree: np.ndarray, vocab: Vocabulary, strong_row: np.ndarray | None = None,
+              strong_attached: np.ndarray | None = None) -> KeyBatch:
     offsets, codes = to_codes(vocab, segments['labels'])
     table = pa.table({
         'segment_id': segments['segment_id'],
@@ -93,6 +94,8 @@ def key_batch(group_id: int, split: str, source: str, segments: pa.Table, csv_ro
         'csv_row': pa.array(csv_row, pa.int32()),
         'agree': pa.array(agree, pa.int8()),
         'strong_row': pa.array(np.full(segments.num_rows, -1) if strong_row is None else strong_row, pa.int32()),
+        'strong_attached': pa.array(np.zeros(segments.num_rows) if strong_attached is None else strong_attached,
+                                    pa.int32()),
     })
     return KeyBatch(group_id, split, source, table)
 
@@ -140,7 +143,8 @@ class _LabelFn(beam.DoFn):
         stats.bump(st, 'timings', 'join_label', time.perf_counter() - started)
         yield beam.pvalue.TaggedOutput('stats', st)
         yield beam.pvalue.TaggedOutput('keys', key_batch(batch.group_id, batch.split, 'released', out.segments,
-                                                         out.csv_row, out.agree, self.vocab, out.strong_row))
+                                                         out.csv_row, out.agree, self.vocab, out.strong_row,
+                                                         out.strong_attached))
         yield SegmentBatch(batch.group_id, batch.split, out.segments)
 
 

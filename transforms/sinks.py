@@ -23,11 +23,27 @@ AUDIO_STAGES = ('discover-audio', 'embed-audio', 'label-audio')
 _DL_ORDER = ['stage', 'source', 'line_number', 'record_index', 'byte_offset', 'reason']
 
 
+def once_per_strong_event(rows: list[dict]) -> list[dict]:
+    """Drops repeats of a ``join-strong`` dead letter: a segment read twice (a duplicate record, or a computed
+    twin of a released one) rejects the same strong event (file and line) twice."""
+    seen: set = set()
+    out = []
+    for r in rows:
+        if r['stage'] == 'join-strong':
+            key = (r['source'], r['line_number'])
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(r)
+    return out
+
+
 class _WriteDeadLettersFn(beam.DoFn):
     def __init__(self, output_dir: str):
         self.output_dir = output_dir
 
     def process(self, rows: list[dict]):
+        rows = once_per_strong_event(rows)
         table = DEAD_LETTERS.from_pylist(rows)
         if table.num_rows:
             table = table.sort_by([(c, 'ascending') for c in _DL_ORDER])

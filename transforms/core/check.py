@@ -133,8 +133,17 @@ def check_splits(batches, csvs: dict, vocab: Vocabulary, strong: dict | None = N
 def strong_coverage(out: Checked, strong_split: str, index, batches) -> None:
     """Over a whole AudioSet Strong split: how many of its segments and events some built segment (released
     or computed, of any split that belongs to it) took, and the table of those none did (missing_strong/)."""
-    rows = [b.table['strong_row'].to_numpy() for b in batches if 'strong_row' in b.table.column_names]
-    joined = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
+    tables = [b.table.select(['segment_id', 'strong_row', 'strong_attached']) for b in batches
+              if 'strong_attached' in b.table.column_names]
+    if tables:
+        t = pa.concat_tables(tables)
+        joined = t['strong_row'].to_numpy().astype(np.int64)
+        # Events attached, once per segment: a segment read twice (a duplicate record, or a computed twin of
+        # a released one) attached the same events twice.
+        once = keys.first_occurrences(t['segment_id'].combine_chunks()) & (joined >= 0)
+        attached = int(t['strong_attached'].to_numpy()[once].sum())
+    else:
+        joined, attached = np.zeros(0, np.int64), 0
     cov = index.coverage(joined[joined >= 0])
     u = cov.unjoined
     out.missing_strong[strong_split] = pa.table({
@@ -145,7 +154,8 @@ def strong_coverage(out: Checked, strong_split: str, index, batches) -> None:
         'line_number': pc.cast(u['line_number'], pa.int64())}, schema=MISSING_STRONG.schema)
     s = out.stats.setdefault('strong', {}).setdefault(strong_split, {})
     s.update(file=index.source, segments=cov.segments, events=cov.events, segments_joined=cov.segments_joined,
-             events_joined=cov.events_joined, segments_missing=cov.segments - cov.segments_joined)
+             events_joined=cov.events_joined, segments_missing=cov.segments - cov.segments_joined,
+             events_attached=attached, events_after_segment_end=cov.events_joined - attached)
 
 
 def _built_computed(built: list, computed, released_ids) -> None:

@@ -36,8 +36,10 @@ class Labelled:
     stats: dict
     csv_row: np.ndarray      # int64 per segment: its row in the CSV table, -1 if none
     agree: np.ndarray        # int8 per segment: AGREE, DISAGREE or NOT_COMPARED
-    # int64 per segment: its segment number in the strong index (-1: none, or no strong labels).
+    # int64 per segment: its segment number in the strong index (-1: none, or no strong labels), and the
+    # number of its strong events attached (the others started after its end).
     strong_row: np.ndarray | None = None
+    strong_attached: np.ndarray | None = None
     # Strong events that could not be attached (not records: they never count against records in).
     strong_dead_letters: list = dataclasses.field(default_factory=list)
 
@@ -204,7 +206,7 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
         'source_offset': source_offset,
         **_strong_columns(nk, None),
     }, schema=SEGMENT_SCHEMA)
-    strong_row, strong_dead = np.full(nk, -1, np.int64), []
+    strong_row, strong_dead, strong_attached = np.full(nk, -1, np.int64), [], np.zeros(nk, np.int64)
     if strong is not None and nk:
         seg = segments['segment_id'].combine_chunks()
         strong_row = strong.events.lookup(seg)
@@ -214,14 +216,15 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
         for name, values in _strong_columns(nk, att).items():
             segments = segments.set_column(segments.schema.get_field_index(name), name, values)
         strong_dead = att.dead_letters
+        strong_attached = pc.fill_null(pc.list_value_length(att.strong_events), 0).to_numpy(
+            zero_copy_only=False).astype(np.int64)
         root = ('computed', split) if computed else ('splits', split)
         stats.bump(st, *root, 'strong_segments', int((strong_row >= 0).sum()))
-        stats.bump(st, 'strong', strong_split or split, 'events_attached', att.events)
         stats.bump(st, 'strong', strong_split or split, 'events_clipped', att.events_clipped)
     if computed:
         segment_stats(st, split, vocab, *to_codes(vocab, segments['labels']),
                       segments['label_source'].combine_chunks(), segments['num_frames'].to_numpy(), 'computed')
-    return Labelled(segments, bad, st, csv_rows[keep], agree[keep], strong_row, strong_dead)
+    return Labelled(segments, bad, st, csv_rows[keep], agree[keep], strong_row, strong_attached, strong_dead)
 
 
 def _strong_columns(n: int, att) -> dict:
