@@ -58,40 +58,38 @@ def _events(rows):
     return by
 
 
-def test_every_strong_segment_gets_its_events_clipped_and_sorted(build):
+def _strong_rows(build, column):
+    """(clip row, its generated events, duration ms) of every primary clip with strong labels; the others
+    must have ``column`` null. Checks that all 90 sample segments given strong labels (60 train + 30 eval)
+    are among them."""
     out, _, fx, frames = build
-    names = dict(line.split('\t', 1) for line in (fx.dir / 'mid_to_display_name.tsv').read_text().splitlines())
     want = {**_events(fx.train), **_events(fx.eval)}
-    seen = 0
-    for r in _clips(out, ['strong_events']):
+    found = []
+    for r in _clips(out, [column]):
         events = want.get(r['segment_id'])
         if events is None:
-            assert r['strong_events'] is None
-            continue
-        seen += 1
-        dur = frames[r['segment_id']][0]
+            assert r[column] is None
+        else:
+            found.append((r, events, frames[r['segment_id']][0]))
+    assert len(found) == 90
+    return found
+
+
+def test_every_strong_segment_gets_its_events_clipped_and_sorted(build):
+    fx = build[2]
+    names = dict(line.split('\t', 1) for line in (fx.dir / 'mid_to_display_name.tsv').read_text().splitlines())
+    for r, events, dur in _strong_rows(build, 'strong_events'):
         expect = [(int(a), int(min(b, dur)), m) for a, b, m in events if a <= dur]
         got = [(round(e['start'] * 1000), round(e['end'] * 1000), e['label']) for e in r['strong_events']]
         assert sorted(got) == sorted(expect)
         assert got == sorted(got, key=lambda e: (e[0], e[2], e[1]))  # sorted by start, label, end
         assert all(e['label_name'] == names[e['label']] for e in r['strong_events'])
-    assert seen == 90  # 60 train + 30 eval segments of the sample
 
 
 def test_frame_labels_follow_the_frame_rule_on_released_frames(build):
-    out, _, fx, frames = build
-    want = {**_events(fx.train), **_events(fx.eval)}
-    checked = 0
-    for r in _clips(out, ['frame_labels']):
-        events = want.get(r['segment_id'])
-        if events is None:
-            assert r['frame_labels'] is None
-            continue
-        dur = frames[r['segment_id']][0]
+    for r, events, dur in _strong_rows(build, 'frame_labels'):
         assert len(r['frame_labels']) == r['num_frames']
         assert [sorted(f) for f in r['frame_labels']] == oracle_frame_labels(events, dur, r['num_frames'], 1000)
-        checked += 1
-    assert checked == 90
 
 
 def test_official_framed_labels_come_from_the_posneg_file(build):

@@ -33,18 +33,13 @@ class _CheckFn(beam.DoFn):
             if i < 3:
                 log.warning('dead letter: %s', deadletter.describe(row))
             yield beam.pvalue.TaggedOutput('dead_letters', row)
-        for split, table in sorted(checked.missing.items()):
-            directory = layout.join(self.output_dir, layout.MISSING_FEATURES_DIR, layout.hive_segment('split', split))
-            path = layout.part_file(directory, 0)
-            fileio.write_parquet(path, table)
-            yield beam.pvalue.TaggedOutput('files', WrittenFile(MISSING_FEATURES.name, path, table.num_rows,
-                                                                (('split', split),)))
-        for split, table in sorted(checked.missing_strong.items()):
-            directory = layout.join(self.output_dir, layout.MISSING_STRONG_DIR, layout.hive_segment('split', split))
-            path = layout.part_file(directory, 0)
-            fileio.write_parquet(path, table)
-            yield beam.pvalue.TaggedOutput('files', WrittenFile(MISSING_STRONG.name, path, table.num_rows,
-                                                                (('split', split),)))
+        for table_def, folder, tables in ((MISSING_FEATURES, layout.MISSING_FEATURES_DIR, checked.missing),
+                                          (MISSING_STRONG, layout.MISSING_STRONG_DIR, checked.missing_strong)):
+            for split, table in sorted(tables.items()):
+                path = layout.part_file(layout.join(self.output_dir, folder, layout.hive_segment('split', split)), 0)
+                fileio.write_parquet(path, table)
+                yield beam.pvalue.TaggedOutput('files', WrittenFile(table_def.name, path, table.num_rows,
+                                                                    (('split', split),)))
         stats.bump(checked.stats, 'timings', 'check', time.perf_counter() - started)
         yield beam.pvalue.TaggedOutput('stats', checked.stats)
         yield checked.plan

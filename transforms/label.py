@@ -64,7 +64,9 @@ class KeyBatch:
     group_id: int
     split: str
     embedding_source: str
-    table: pa.Table  # KEY_COLUMNS + csv_row (int32, -1: none) + agree (int8, see join.AGREE) + strong_row
+    # KEY_COLUMNS + csv_row (int32, -1: none) + agree (int8, see join.AGREE) + strong_row (int32, -1: none)
+    # and strong_attached (int32: strong events attached), see join.Labelled
+    table: pa.Table
 
     @property
     def nbytes(self) -> int:

@@ -209,13 +209,12 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
     strong_row, strong_dead, strong_attached = np.full(nk, -1, np.int64), [], np.zeros(nk, np.int64)
     if strong is not None and nk:
         seg = segments['segment_id'].combine_chunks()
-        strong_row = strong.events.lookup(seg)
         durations = (segments['end_time_seconds'].to_numpy() - segments['start_time_seconds'].to_numpy())
         att = strong.attach(seg, np.maximum(durations, 0.0), kept.num_frames.astype(np.int64),
                             COMPUTED_HOP if computed else RELEASED_HOP)
         for name, values in _strong_columns(nk, att).items():
             segments = segments.set_column(segments.schema.get_field_index(name), name, values)
-        strong_dead = att.dead_letters
+        strong_row, strong_dead = att.segment_rows, att.dead_letters
         strong_attached = pc.fill_null(pc.list_value_length(att.strong_events), 0).to_numpy(
             zero_copy_only=False).astype(np.int64)
         root = ('computed', split) if computed else ('splits', split)

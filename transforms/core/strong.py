@@ -311,6 +311,7 @@ class Attached:
     events: int                          # events attached (over the batch's entries)
     events_clipped: int                  # of which ended past the segment's duration (end set to it)
     dead_letters: list[dict]             # events starting after the segment's end (not attached)
+    segment_rows: np.ndarray | None = None  # int64 per entry: its StrongIndex segment number, -1 if none
 
 
 @dataclasses.dataclass
@@ -402,7 +403,7 @@ class StrongIndex:
         dead = [self._after_end(e, d) for e, d in zip(late.tolist(), late_dur.tolist())]
         return Attached(strong_events, frame_labels, positives, negatives,
                         joined=np.unique(group[valid]), events=len(row), events_clipped=int(clipped.sum()),
-                        dead_letters=dead)
+                        dead_letters=dead, segment_rows=group)
 
     def _after_end(self, ev: int, dur_ms: int) -> dict:
         t = self.events.table
