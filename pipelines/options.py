@@ -103,7 +103,8 @@ class BuildOptions(PipelineOptions):
                             'shrink 8%% with zstd, at several times the write and read time). Every other column '
                             'is zstd.')
         g.add_argument('--row_group_rows', type=int, default=50_000,
-                       help='Rows per Parquet row group (default 50000, about 64 MB uncompressed).')
+                       help='Rows per Parquet row group, at most (default 50000, about 90 MB uncompressed; a writer '
+                            'holding more than 256 MB of pending rows writes its largest pending rows early).')
         g.add_argument('--verbose', action='store_true',
                        help='With an expected error (bad flag or input, failed checks), print its traceback too.')
 

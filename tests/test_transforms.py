@@ -74,7 +74,8 @@ def test_read_csvs_and_label(tmp_path, vocab):
         assert_that(rows, equal_to([('xaaaaaaaaaa', 'csv', ['/m/04rlf']), ('xbbbbbbbbbb', 'shard', ['/m/09x0r'])]))
 
 
-def test_write_clips_partitions_rolls_files_and_orders_by_group(tmp_path, vocab):
+@pytest.mark.parametrize('exploded', [False, True], ids=['mapped-spill', 'exploded-spill'])
+def test_write_clips_partitions_rolls_files_and_orders_by_group(tmp_path, vocab, exploded):
     from transforms.core.sequence_example import parse_records
     batches = []
     for g in range(3):
@@ -86,7 +87,7 @@ def test_write_clips_partitions_rolls_files_and_orders_by_group(tmp_path, vocab)
         # Group 1 row 0 repeats a segment seen earlier in its split: it is in no partition.
         drops = p | 'Drops' >> beam.Create([WritePlan({('eval', 1): np.array([0], np.int32)})])
         out = (p | beam.Create(batches[::-1]), drops) | WriteClips(str(tmp_path), max_rows_per_file=6,
-                                                                   row_group_rows=4)
+                                                                   row_group_rows=4, exploded_spill=exploded)
         assert_that(out['files'] | beam.Map(lambda f: (f.path.split('/', len(str(tmp_path).split('/')))[-1], f.rows)),
                     equal_to([('clips/split=eval/label=%2Fm%2F09x0r/part-00000.parquet', 6),
                               ('clips/split=eval/label=%2Fm%2F09x0r/part-00001.parquet', 6),
@@ -98,6 +99,13 @@ def test_write_clips_partitions_rolls_files_and_orders_by_group(tmp_path, vocab)
     assert [first.metadata.row_group(i).num_rows for i in range(first.metadata.num_row_groups)] == [4, 2]
     ids = [v for i in range(3) for v in pq.read_table(speech / f'part-{i:05d}.parquet')['video_id'].to_pylist()]
     assert ids == [f'g{g}r{i:08d}' for g in range(3) for i in range(5) if (g, i) != (1, 0)]
+    # Speech is every row's first label; Music the second label of the even rows.
+    assert all(pq.read_table(speech / f'part-{i:05d}.parquet')['is_primary'].to_pylist() == [True] *
+               pq.read_metadata(speech / f'part-{i:05d}.parquet').num_rows for i in range(3))
+    music = pq.read_table(tmp_path / 'clips' / 'split=eval' / 'label=%2Fm%2F04rlf')
+    assert music['video_id'].to_pylist() == [f'g{g}r{i:08d}' for g in range(3) for i in (0, 2, 4) if (g, i) != (1, 0)]
+    assert set(music['is_primary'].to_pylist()) == {False}
+    assert music['labels'].to_pylist() == [['/m/09x0r', '/m/04rlf']] * 8
     assert first.metadata.row_group(0).column(0).compression == 'ZSTD'
     rg = first.metadata.row_group(0)
     # Parquet numbers leaf columns (a struct or nested list has several): find the embedding by its path.

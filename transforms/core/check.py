@@ -38,10 +38,9 @@ class WritePlan:
         valid = pc.is_valid(flat).to_numpy(zero_copy_only=False)
         idx = pc.fill_null(flat, 0).to_numpy(zero_copy_only=False)[valid]
         per_label = 1000.0 / (np.asarray(counts, np.float64)[idx] + 0.01)
-        # Sum in label order per row (np.add.at is unbuffered and sequential): the same float result
-        # whichever partition or batch the row is written in.
-        total = np.zeros(n, np.float64)
-        np.add.at(total, owner[valid], per_label)
+        # Summed in label order per row (bincount adds its weights sequentially, in input order): the same
+        # float result whichever partition or batch the row is written in.
+        total = np.bincount(owner[valid], weights=per_label, minlength=n)
         has = np.bincount(owner[valid], minlength=n) > 0
         return pa.array(total, mask=~has)
 
