@@ -111,3 +111,10 @@ def test_write_clips_partitions_rolls_files_and_orders_by_group(tmp_path, vocab,
     # Parquet numbers leaf columns (a struct or nested list has several): find the embedding by its path.
     embedding = next(i for i in range(rg.num_columns) if rg.column(i).path_in_schema == 'embedding')
     assert first.metadata.row_group(0).column(embedding).compression == 'UNCOMPRESSED'
+    # Nested columns too are compressed, and the repeated label strings dictionary-encoded.
+    for i in range(rg.num_columns):
+        if rg.column(i).path_in_schema != 'embedding':
+            assert rg.column(i).compression == 'ZSTD', rg.column(i).path_in_schema
+    leaf = next(rg.column(i) for i in range(rg.num_columns)
+                if rg.column(i).path_in_schema == 'labels_with_ancestors_names.list.element')
+    assert any('DICTIONARY' in e for e in leaf.encodings), leaf.encodings

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import logging
 import time
 import zlib
@@ -44,8 +45,10 @@ _PRIMARY_AT = [n for n in CLIPS.names if n != 'sampling_weight'].index('is_prima
 SPILL_SCHEMA = pa.schema([f for f in CLIPS.schema if f.name not in ('is_primary', 'sampling_weight')])
 
 # Columns worth a dictionary (repeated values); the embedding and per-row ids are not.
-_DICTIONARY_COLUMNS = ['labels', 'label_names', 'labels_with_ancestors', 'labels_with_ancestors_names',
-                       'label_source', 'embedding_source', 'model_fingerprint', 'source_file']
+_DICTIONARY_COLUMNS = ['labels', 'label_names', 'label_indices', 'labels_with_ancestors',
+                       'labels_with_ancestors_names', 'label_source', 'strong_events', 'frame_labels',
+                       'frame_positives_official', 'frame_negatives', 'embedding_source', 'model_fingerprint',
+                       'source_file']
 _STATISTICS_COLUMNS = ['segment_id', 'video_id', 'start_time_seconds', 'end_time_seconds', 'label_source',
                        'is_primary', 'num_frames', 'embedding_source', 'model_fingerprint', 'source_file',
                        'source_record']
@@ -118,6 +121,21 @@ class _SpillFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput('stats', {'timings': {'spill': time.perf_counter() - started}})
 
 
+@functools.lru_cache(maxsize=8)
+def _leaf_columns(schema: pa.Schema) -> dict[str, list[tuple[str, str]]]:
+    """(path, physical type) of the Parquet leaf columns of each top-level field. Per-column writer options
+    name leaves (a list<string> column is ``labels.list.element``): a top-level name alone leaves a nested
+    column with the writer's defaults, uncompressed and without a dictionary."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(schema.empty_table(), sink)
+    parquet_schema = pq.read_metadata(pa.BufferReader(sink.getvalue())).schema
+    leaves = collections.defaultdict(list)
+    for i in range(len(parquet_schema)):
+        column = parquet_schema.column(i)
+        leaves[column.path.split('.')[0]].append((column.path, column.physical_type))
+    return dict(leaves)
+
+
 class _RollingParquetWriter:
     """Writes rows to part-00000.parquet, part-00001.parquet... of a directory: full row groups, and a new
     file every ``max_rows_per_file`` rows, holding at most one row group in memory."""
@@ -125,9 +143,12 @@ class _RollingParquetWriter:
     def __init__(self, directory: str, schema: pa.Schema, max_rows_per_file: int, row_group_rows: int,
                  embedding_compression: str = 'zstd'):
         self.directory, self.schema = directory, schema
-        self.compression = {name: 'zstd' for name in schema.names}
-        if 'embedding' in self.compression:
-            self.compression['embedding'] = embedding_compression
+        leaves = _leaf_columns(schema)
+        self.compression = {path: embedding_compression if name == 'embedding' else 'zstd'
+                            for name, paths in leaves.items() for path, _ in paths}
+        # Dictionaries for the repeated strings and label numbers (not a struct's times).
+        self.dictionary = [path for name in _DICTIONARY_COLUMNS for path, kind in leaves.get(name, ())
+                           if kind in ('BYTE_ARRAY', 'INT32')]
         self.max_rows_per_file, self.row_group_rows = max_rows_per_file, row_group_rows
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
@@ -154,7 +175,7 @@ class _RollingParquetWriter:
                 path = layout.part_file(self.directory, len(self.written))
                 self.sink = fileio.create_output(path)
                 self.writer = pq.ParquetWriter(
-                    self.sink, self.schema, compression=self.compression, use_dictionary=_DICTIONARY_COLUMNS,
+                    self.sink, self.schema, compression=self.compression, use_dictionary=self.dictionary,
                     write_statistics=_STATISTICS_COLUMNS)
                 self.written.append((path, 0))
             self.writer.write_table(pa.concat_tables(self.pending), row_group_size=self.row_group_rows)
