@@ -118,3 +118,13 @@ def test_write_clips_partitions_rolls_files_and_orders_by_group(tmp_path, vocab,
     leaf = next(rg.column(i) for i in range(rg.num_columns)
                 if rg.column(i).path_in_schema == 'labels_with_ancestors_names.list.element')
     assert any('DICTIONARY' in e for e in leaf.encodings), leaf.encodings
+
+
+def test_sampling_weights_are_float_nulls_for_rows_without_class_index_labels():
+    import pyarrow as pa
+    plan = WritePlan(label_counts={'eval': np.array([10, 0, 3])})
+    none = plan.weights('eval', pa.array([[], []], pa.list_(pa.int32())))
+    assert none.type == pa.float64() and none.null_count == 2
+    some = plan.weights('eval', pa.array([[0, 2], [], [2]], pa.list_(pa.int32())))
+    assert some.type == pa.float64()
+    assert some.to_pylist() == [1000 / 10.01 + 1000 / 3.01, None, 1000 / 3.01]

@@ -116,8 +116,8 @@ class _SpillFn(beam.DoFn):
                 with ipc.new_stream(f, SPILL_SCHEMA) as writer:
                     writer.write_table(table, max_chunksize=table.num_rows or 1)
         for i, (label, rows, primary) in enumerate(parts):
-            yield (batch.split, bucket_of(label)), SpillRef(batch.group_id, label, path, i if exploded else 0,
-                                                            rows, primary, exploded)
+            ref = SpillRef(batch.group_id, label, path, i if exploded else 0, rows, primary, exploded)
+            yield (batch.split, label if exploded else bucket_of(label)), ref
         yield beam.pvalue.TaggedOutput('stats', {'timings': {'spill': time.perf_counter() - started}})
 
 
@@ -200,7 +200,9 @@ class _RollingParquetWriter:
 
 # Partitions are written in buckets: one writer call per (split, bucket) takes the rows of every partition
 # of its bucket from each group's spill file, mapping each file once. Taking one partition at a time from
-# every group's file cost ~3x more (each of ~25,000 small takes faulted in pages of all ~20 columns).
+# every group's file cost ~3x more (each of ~25,000 small takes faulted in pages of all ~20 columns). An
+# exploded spill (gs://) has each partition's rows apart already: there each partition is its own bucket,
+# so a Dataflow job writes partitions on as many workers as it has.
 BUCKETS = 16
 # A bucket's writer holds at most this much of pending rows: past it, the largest partition's pending rows
 # are written as a (shorter) row group.
@@ -306,7 +308,7 @@ class WriteClips(beam.PTransform):
         spilled = segments | 'SpillSegments' >> beam.ParDo(_SpillFn(spill_dir, self.exploded_spill)).with_outputs('stats', main='refs')
         written = (spilled.refs
                    | 'Typed' >> beam.Map(lambda kv: kv).with_output_types(
-                       beam.typehints.Tuple[beam.typehints.Tuple[str, int], SpillRef])
+                       beam.typehints.Tuple[beam.typehints.Tuple[str, beam.typehints.Union[int, str]], SpillRef])
                    | 'GroupByPartition' >> beam.GroupByKey()
                    | 'WritePartitions' >> beam.ParDo(
                        _WritePartitionsFn(self.output_dir, self.max_rows_per_file, self.row_group_rows,

@@ -40,7 +40,7 @@ class WritePlan:
         per_label = 1000.0 / (np.asarray(counts, np.float64)[idx] + 0.01)
         # Summed in label order per row (bincount adds its weights sequentially, in input order): the same
         # float result whichever partition or batch the row is written in.
-        total = np.bincount(owner[valid], weights=per_label, minlength=n)
+        total = np.bincount(owner[valid], weights=per_label, minlength=n).astype(np.float64, copy=False)  # int64 when empty
         has = np.bincount(owner[valid], minlength=n) > 0
         return pa.array(total, mask=~has)
 
