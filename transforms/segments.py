@@ -37,6 +37,13 @@ def load_index(path: str, source: str) -> SegmentIndex:
         return index
 
 
+def release_indexes() -> None:
+    """Drops this process's loaded indexes (a step that no longer needs them frees their memory; a later
+    load_index reads the file again; a caller still holding one keeps it)."""
+    with _lock:
+        _indexes.clear()
+
+
 class _ParseCsvFn(beam.DoFn):
     def __init__(self, vocab: Vocabulary, spill_dir: str):
         self.vocab, self.spill_dir = vocab, spill_dir

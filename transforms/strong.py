@@ -47,6 +47,12 @@ def _read_arrow(path: str) -> pa.Table:
         return ipc.open_file(f).read_all()
 
 
+def release_strong() -> None:
+    """Drops this process's loaded strong indexes (see segments.release_indexes)."""
+    with _lock:
+        _indexes.clear()
+
+
 def load_strong(paths: dict) -> dict[str, StrongIndex]:
     """Strong split ('train', 'eval') -> StrongIndex, from ReadStrongLabels' output; once per process."""
     key = tuple(sorted(paths.items()))

@@ -35,6 +35,8 @@ from transforms.core.check import WritePlan
 from transforms.core.partition import partition_rows
 from transforms.core.schema import CLIPS
 from transforms.label import SegmentBatch
+from transforms.segments import release_indexes
+from transforms.strong import release_strong
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +224,13 @@ class _WritePartitionsFn(beam.DoFn):
         self.pending_bytes = pending_bytes
         self.files = Metrics.counter(self.__class__, 'files-written')
         self.rows = Metrics.counter(self.__class__, 'rows-written')
+
+    def setup(self):
+        # Labelling and the check are done by the time partitions are written: the CSV index (~0.25 GB for
+        # unbalanced_train) and the AudioSet Strong index (~0.6 GB) this worker process loaded for them
+        # are not needed here; release them, so the writers' memory adds to less.
+        release_indexes()
+        release_strong()
 
     @staticmethod
     def _source(refs: list[SpillRef]):
