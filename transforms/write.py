@@ -89,8 +89,8 @@ class WrittenFile:
 
 class _SpillFn(beam.DoFn):
     """Writes a group's segments to one Arrow IPC file and yields a SpillRef per partition they fall in.
-    Locally the file is an IPC stream holding them once, as one record batch; remotely an IPC file with one
-    record batch per partition (see the module's docstring)."""
+    Locally the file (Arrow IPC) holds them once, as one record batch; remotely one record batch per
+    partition (see the module's docstring)."""
 
     def __init__(self, spill_dir: str, exploded: bool):
         self.spill_dir, self.exploded = spill_dir, exploded
@@ -102,21 +102,14 @@ class _SpillFn(beam.DoFn):
         if not parts:
             return
         exploded = self.exploded
+        table = batch.segments
         if exploded:
-            table = batch.segments.take(pa.array(np.concatenate([rows for _, rows, _ in parts])))
-        else:
-            table = batch.segments
+            table = table.take(pa.array(np.concatenate([rows for _, rows, _ in parts])))
         table = table.cast(SPILL_SCHEMA).combine_chunks()
-        with fileio.create_output(path) as f:
-            if exploded:
-                with ipc.new_file(f, SPILL_SCHEMA) as writer:
-                    start = 0
-                    for _, rows, _ in parts:
-                        writer.write_table(table.slice(start, len(rows)), max_chunksize=len(rows) or 1)
-                        start += len(rows)
-            else:
-                with ipc.new_stream(f, SPILL_SCHEMA) as writer:
-                    writer.write_table(table, max_chunksize=table.num_rows or 1)
+        sizes = [len(rows) for _, rows, _ in parts] if exploded else [table.num_rows]
+        with fileio.create_output(path) as f, ipc.new_file(f, SPILL_SCHEMA) as writer:
+            for start, size in zip(np.cumsum([0] + sizes[:-1]).tolist(), sizes):
+                writer.write_table(table.slice(start, size), max_chunksize=size or 1)
         for i, (label, rows, primary) in enumerate(parts):
             ref = SpillRef(batch.group_id, label, path, i if exploded else 0, rows, primary, exploded)
             yield (batch.split, label if exploded else bucket_of(label)), ref
@@ -235,12 +228,13 @@ class _WritePartitionsFn(beam.DoFn):
     @staticmethod
     def _source(refs: list[SpillRef]):
         """A function giving each ref's rows (without ``is_primary`` and ``sampling_weight``) from the one
-        spill file that all ``refs`` name, opened once."""
+        spill file that all ``refs`` name, opened once: memory-mapped locally (until the last take; each
+        take copies its rows, so nothing refers to the map afterwards), read by range on gs://."""
+        path = refs[0].path
+        reader = ipc.open_file(fileio.map_local(path) if fileio.is_local(path) else fileio.open_random_access(path))
         if refs[0].exploded:
-            reader = ipc.open_file(fileio.open_random_access(refs[0].path))
             return lambda ref: pa.Table.from_batches([reader.get_batch(ref.batch_index)])
-        # Mapped until the last take: each take copies its rows, so nothing refers to the map afterwards.
-        batch = ipc.open_stream(fileio.map_local(refs[0].path)).read_next_batch()
+        batch = reader.get_batch(0)
         return lambda ref: pa.Table.from_batches([batch.take(pa.array(ref.rows))])
 
     def process(self, bucket, plan: WritePlan):
