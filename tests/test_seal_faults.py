@@ -1,8 +1,9 @@
-"""Fault injection into the seal: a file the run wrote goes missing or is cut short before the manifest.
-The build must fail, write no manifest, and leave latest.json where it was."""
+"""Fault injection into the seal: a file the run wrote goes missing, is cut short, or is rewritten readable but
+one row short before the manifest. The build must fail, write no manifest, and leave latest.json where it was."""
 import json
 import pathlib
 
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines import build_dataset
@@ -20,7 +21,7 @@ def inputs(tmp_path_factory):
     return copy_sample(tmp_path_factory.mktemp('inputs'), splits=('eval',), shards_per_split=30)
 
 
-@pytest.mark.parametrize('fault', ['delete', 'truncate'])
+@pytest.mark.parametrize('fault', ['delete', 'truncate', 'one_row_fewer'])
 def test_a_damaged_output_file_fails_the_seal(inputs, tmp_path, monkeypatch, fault):
     root = tmp_path / 'root'
     build_dataset.run(_args(inputs, root))
@@ -35,14 +36,20 @@ def test_a_damaged_output_file_fails_the_seal(inputs, tmp_path, monkeypatch, fau
             damaged.append(path)
             if fault == 'delete':
                 path.unlink()
-            else:
+            elif fault == 'truncate':
                 path.write_bytes(path.read_bytes()[:100])
+            else:   # a valid Parquet file with the same schema, one row short: only its row count betrays it
+                table = pq.read_table(path)
+                pq.write_table(table.slice(1), path)
+                assert pq.ParquetFile(path).metadata.num_rows == table.num_rows - 1 == written[-1][1] - 1
         return written
 
     monkeypatch.setattr(write._RollingParquetWriter, 'close', faulty_close)
     with pytest.raises(Exception, match='output verification failed') as failure:
         build_dataset.run(_args(inputs, root))
     assert str(damaged[0]) in str(failure.value)
+    if fault == 'one_row_fewer':
+        assert f'{damaged[0]}: {pq.ParquetFile(damaged[0]).metadata.num_rows} rows, expected' in str(failure.value)
     assert (root / 'latest.json').read_bytes() == before
     runs = sorted(p for p in (root / 'runs').iterdir())
     published = json.loads(before)['run_id']
