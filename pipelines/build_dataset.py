@@ -123,7 +123,8 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
                  | 'ReadSegmentCsvs' >> ReadSegmentCsvs(vocab, spill_dir))
     strong = (p | 'ReadStrongLabels' >> ReadStrongLabels(strong_files, spill_dir)) if strong_files else None
     strong_index = strong['index'] if strong else None
-    read = read_features(p, features, groups, int(opts.group_mb * (1 << 20)), spill_dir)
+    read = read_features(p, features, groups, int(opts.group_mb * (1 << 20)), spill_dir,
+                         {'timeout': opts.http_timeout, 'deadline_s': opts.http_deadline})
     labelled = read['records'] | 'LabelSegments' >> LabelSegments(vocab, csv_out['index'], strong_index)
     segments, keys = [labelled['segments']], [labelled['keys']]
     dead_letters = [read['dead_letters'], labelled['dead_letters'], csv_out['dead_letters']]

@@ -89,6 +89,12 @@ class BuildOptions(PipelineOptions):
                        help='An earlier run folder whose computed_embeddings/ are reused when the segment, the '
                             'audio bytes and the model are the same (default with --output_root: the run '
                             'latest.json points at).')
+        g.add_argument('--http_timeout', type=_positive_seconds, default=60.0,
+                       help='An https:// tarball: seconds without data before the connection is resumed with a '
+                            'Range request (5 resumes in a row at most; default 60).')
+        g.add_argument('--http_deadline', type=_positive_seconds, default=6 * 3600.0,
+                       help='An https:// tarball: seconds for its whole transfer, resumes included (default 21600, '
+                            '6 h); a slower transfer fails the run.')
         g.add_argument('--validate_only', action='store_true',
                        help='Check everything that can be checked without running: flags parse, inputs are '
                             'listed and read (ontology, class index), and the graph constructs for the chosen '
@@ -107,6 +113,16 @@ class BuildOptions(PipelineOptions):
                             'holding more than 256 MB of pending rows writes its largest pending rows early).')
         g.add_argument('--verbose', action='store_true',
                        help='With an expected error (bad flag or input, failed checks), print its traceback too.')
+
+
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f'{value!r}: a positive number of seconds')
+    return seconds
 
 
 HELP_HINT = ('See python -m pipelines.build_dataset --help; Beam\'s pipeline options (--runner, --project, '

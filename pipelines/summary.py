@@ -30,6 +30,9 @@ def format_summary(manifest: dict, output_dir: str, top: int = 10) -> str:
         if s.get('dead_letters_estimated'):
             lines.append(f'    {s["dead_letters_estimated"]:,} of the dead-lettered records are estimated '
                          '(damaged stretches: bytes skipped / mean record size)')
+    for line in manifest.get('splits_not_built') or []:
+        lines.append(f'  note: {line} (--features_dir holds no such split: its CSV rows are all in '
+                     'missing_features/)')
     leakage = manifest.get('leakage') or {}
     if leakage.get('segments'):
         pairs = ', '.join(f'{k}: {v:,}' for k, v in sorted(leakage.get('by_splits', {}).items()))

@@ -26,13 +26,14 @@ def release(tmp_path_factory):
     with the bundled CSVs, class index and ontology."""
     root = tmp_path_factory.mktemp('release')
     inputs = copy_sample(root / 'in', splits=SPLITS, shards_per_split=SHARDS)
+    # the tarball (like the release) is meant to hold every split whose CSV is given: no bal_train, no CSV
+    (inputs / 'segments' / 'balanced_train_segments.csv').unlink()
     unpacked = root / 'unpacked'
     shutil.copytree(inputs / 'features', unpacked / 'audioset_v1_embeddings')
     fetched = root / 'fetched'
     fetched.mkdir()
     make_release_tarball(fetched / 'features.tar.gz', inputs / 'features', splits=SPLITS)
-    for f in ('segments/eval_segments.csv', 'segments/balanced_train_segments.csv', 'class_labels_indices.csv',
-              'ontology.json'):
+    for f in ('segments/eval_segments.csv', 'class_labels_indices.csv', 'ontology.json'):
         shutil.copyfile(inputs / f, fetched / pathlib.Path(f).name)
     return inputs, unpacked, fetched
 
@@ -84,23 +85,31 @@ def test_damage_inside_the_tarball_is_dead_lettered(release, tmp_path):
              'audioset_v1_embeddings/balanced/zy.tfrecord': tfrecord.frame_all([b'a', b'b', b'c'])}  # misplaced
     tarball = make_release_tarball(tmp_path / 'damaged.tar.gz', inputs / 'features', splits=SPLITS, extra=extra)
     data = tarball.read_bytes()
-    cut = tmp_path / 'cut.tar.gz'
-    cut.write_bytes(data[:len(data) - 8])        # and the download lacks its last bytes (the gzip trailer)
-    manifest = build_dataset.run(_args(inputs, tmp_path / 'out', cut, '--max_bad_fraction', '1'))
+    manifest = build_dataset.run(_args(inputs, tmp_path / 'out', tarball, '--max_bad_fraction', '1'))
     dead = pq.read_table(tmp_path / 'out' / 'dead_letters').to_pylist()
     by_reason = {}
     for r in dead:
         by_reason.setdefault(r['reason'], []).append(r)
-    assert by_reason['unexpected-member'][0]['source'] == f'{cut}:audioset_v1_embeddings/README.txt'
+    assert by_reason['unexpected-member'][0]['source'] == f'{tarball}:audioset_v1_embeddings/README.txt'
     misplaced = next(r for r in by_reason['unexpected-member'] if r['source'].endswith('balanced/zy.tfrecord'))
     assert misplaced['records'] == 3 and misplaced['split'] is None
-    assert by_reason['truncated-gzip'][0]['source'] == str(cut) and by_reason['truncated-gzip'][0]['records_estimated']
     for split, s in manifest['splits'].items():
-        assert s['adds_up'], (split, s)
+        assert s['records_in'] == s['segments_out'] + s['dead_letters'], (split, s)
     # the run fails its own threshold on what it could not read
     with pytest.raises(Exception) as e:
-        build_dataset.run(_args(inputs, tmp_path / 'out2', cut))
+        build_dataset.run(_args(inputs, tmp_path / 'out2', tarball))
     assert cli.expected_error(e.value)[0] == cli.EXIT_FAILED
+    # and a download lacking its last bytes (the gzip trailer) is never complete, whatever the threshold
+    cut = tmp_path / 'cut.tar.gz'
+    cut.write_bytes(data[:len(data) - 8])
+    with pytest.raises(Exception) as e:
+        build_dataset.run(_args(inputs, tmp_path / 'out3', cut, '--max_bad_fraction', '1'))
+    code, message = cli.expected_error(e.value)
+    assert code == cli.EXIT_FAILED and 'not read whole' in message and 'truncated-gzip' in message, message
+    assert not (tmp_path / 'out3' / 'manifest.json').exists()
+    dead = pq.read_table(tmp_path / 'out3' / 'dead_letters').to_pylist()
+    cut_row = next(r for r in dead if r['reason'] == 'truncated-gzip')
+    assert cut_row['source'] == str(cut) and cut_row['records_estimated']
 
 
 def test_every_form_of_features_dir(release, tmp_path):

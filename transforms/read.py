@@ -92,6 +92,14 @@ def _sniff_tar(path: str) -> bool:
 
 BLOCK_SNIFF = 512
 TARBALL_NAME = 'features.tar.gz'
+# No released shard comes near this (the largest is a few MB); a member declaring more is not held.
+MAX_MEMBER_BYTES = 256 << 20
+
+
+def _records_in_bytes(nbytes: int) -> int:
+    """Records that ``nbytes`` of shard data hold, estimated at the release's mean framed record size
+    (0 only for 0 bytes: a loss is never counted as one record by default)."""
+    return -(-max(0, nbytes) // tfrecord.DEFAULT_RECORD_BYTES)
 
 
 def resolve_features(path: str) -> FeatureSource:
@@ -124,9 +132,11 @@ def resolve_features(path: str) -> FeatureSource:
                             f'release\'s {TARBALL_NAME} or the folder unpacked from it)')
     folders = _local_tree(p)
     if folders:
+        _refuse_tree_beside_tarball(p, p, folders)
         return FeatureSource(path, root=p, folders=folders)
     inner = os.path.join(p, release_tar.RELEASE_ROOT)
     if os.path.isdir(inner) and (folders := _local_tree(inner)):
+        _refuse_tree_beside_tarball(p, inner, folders)
         return FeatureSource(path, root=inner, folders=folders)
     name = os.path.basename(p)
     if name in layout.FEATURE_FOLDERS and _local_shards(p):
@@ -135,6 +145,28 @@ def resolve_features(path: str) -> FeatureSource:
         return FeatureSource(path, tarball=os.path.join(p, TARBALL_NAME))
     raise FeaturesError(f'{p}: no shards found in bal_train/, eval/ or unbal_train/ (expected the release '
                         f'layout, e.g. {layout.join(p, "eval", "*.tfrecord")}){_local_hint(p)}', empty=True)
+
+
+def _refuse_tree_beside_tarball(folder: str, root: str, folders: tuple[str, ...]) -> None:
+    """A folder holding both the tarball and an unpacked tree: the tree may be an interrupted ``tar xzf``
+    (only part of the release), and nothing short of reading the whole tarball tells, so the build asks
+    which one is meant instead of silently building the tree. Raises FeaturesError naming both."""
+    tarball = os.path.join(folder, TARBALL_NAME)
+    if not os.path.isfile(tarball):
+        return
+    shards = [e.stat().st_size for f in folders for e in os.scandir(os.path.join(root, f))
+              if e.name.endswith('.tfrecord') and e.is_file()]
+    tar_bytes = os.path.getsize(tarball)
+    # An unpacked shard takes at least its bytes plus a 512-byte tar header in the archive, which gzip
+    # cannot shrink below ~0.1% of incompressible data: a tree this much smaller is certainly partial.
+    partial = sum(shards) + 512 * len(shards) < tar_bytes * 0.999
+    why = (f'the unpacked tree ({len(shards):,} shards, {sum(shards):,} bytes) is smaller than the tarball beside '
+           f'it ({tar_bytes:,} bytes): an interrupted unpack?' if partial else
+           'it holds both the tarball and an unpacked tree, which may be only part of it (an interrupted unpack '
+           'looks the same)')
+    raise FeaturesError(f'{folder}: {why} Choose one: --features_dir {tarball} (the release as shipped, '
+                        f'checked whole as it streams) or --features_dir {root} (the unpacked tree, read as it '
+                        'is); or remove the one you do not want.')
 
 
 def _local_hint(p: str) -> str:
@@ -366,10 +398,10 @@ class _StreamTarballFn(beam.DoFn):
     ``target_bytes`` in archive order, like ``plan_shard_groups`` cuts a sorted folder; every other member
     and every damaged stretch of the archive becomes a dead letter naming ``tarball:member``."""
 
-    def __init__(self, target_bytes: int, spill_dir: str | None = None):
+    def __init__(self, target_bytes: int, spill_dir: str | None = None, http: dict | None = None):
         if target_bytes <= 0:
             raise ValueError(f'target_bytes must be positive, got {target_bytes}')
-        self.target_bytes, self.spill_dir = target_bytes, spill_dir
+        self.target_bytes, self.spill_dir, self.http = target_bytes, spill_dir, dict(http or {})
         self.members = Metrics.counter(self.__class__, 'shard-members')
         self.damaged = Metrics.counter(self.__class__, 'damaged-members')
 
@@ -408,26 +440,46 @@ class _StreamTarballFn(beam.DoFn):
             total = fileio.size_of(tarball)
         except Exception:  # noqa: BLE001 -- only used to estimate what a fault hid; the open below reports
             total = None
+        shard_members = 0
+        missing_bytes = 0  # of members cut short, from the sizes their tar headers declare
+
+        def keep(name: str, size: int) -> bool:
+            # Shards (and misplaced shards, to count their records) are held; anything else, or a member
+            # larger than any shard could be, streams past: memory never grows with what a member declares.
+            return name.endswith('.tfrecord') and size <= MAX_MEMBER_BYTES
+
+        def incomplete(reason: str, error: str, records: int) -> None:
+            st.setdefault('incomplete_inputs', []).append(
+                {'source': tarball, 'reason': reason, 'error': error, 'records_estimated': records})
+
         try:
-            source = fileio.open_stream(tarball)
-        except Exception as e:  # noqa: BLE001 -- an unreadable tarball is its dead letter
+            source = fileio.open_stream(tarball, **self.http)
+        except Exception as e:  # noqa: BLE001 -- an unreadable tarball is its dead letter, and fails the run
             reject('unreadable-file', tarball, f'{type(e).__name__}: {e}', None, 0)
+            incomplete('unreadable-file', f'{type(e).__name__}: {e}', 0)
             source = None
         if source is not None:
             with source:
                 stream = release_tar.Stream(source.read)
-                for unit in release_tar.iter_members(stream):
+                for unit in release_tar.iter_members(stream, keep):
                     where = f'{tarball}:{unit.name}' if unit.name else tarball
                     folder = release_tar.split_folder_of(unit.name)
                     split = layout.FEATURE_FOLDERS.get(folder) if folder else None
                     if unit.kind == 'dir':
                         stats.bump(st, 'tarball', 'directories', 1)
+                    elif unit.kind == 'file' and unit.data is None and unit.name.endswith('.tfrecord'):
+                        records = _records_in_bytes(unit.size)
+                        reject('member-too-large', where, f'declares {unit.size:,} bytes, more than any shard can '
+                               f'hold ({MAX_MEMBER_BYTES:,}); not read (records estimated from its size)',
+                               split, records, unit.offset, estimated=True)
                     elif unit.kind == 'file' and release_tar.shard_member(unit.name):
                         names, blobs, size = current.setdefault(folder, ([], [], 0))
                         names.append(where)
                         blobs.append(unit.data)
                         current[folder] = (names, blobs, size + len(unit.data))
                         last_split = split
+                        shard_members += 1
+                        missing_bytes += unit.size - len(unit.data)
                         self.members.inc()
                         stats.bump(st, 'tarball', 'shard_members', 1)
                         if current[folder][2] >= self.target_bytes:
@@ -441,16 +493,26 @@ class _StreamTarballFn(beam.DoFn):
                                split, records, unit.offset)
                     elif unit.kind == 'other':
                         reject('unreadable-file', where, unit.error, split, 0, unit.offset)
+                    elif unit.reason == 'corrupt-tar-header':
+                        reject(unit.reason, tarball, unit.error, last_split, _records_in_bytes(unit.size),
+                               unit.offset, estimated=True)
                     else:
-                        lost = unit.size
-                        if unit.reason in ('truncated-gzip', 'corrupt-gzip', 'unreadable') and total and stream.consumed:
+                        # The stream ends early: what follows is unknowable. The records it hid are estimated
+                        # from the bytes never read (when the source's size is known) and the cut member's
+                        # declared size; the seal also counts the CSV rows that no record met, and fails the run.
+                        lost = missing_bytes
+                        if total and stream.consumed and total > stream.consumed:
                             ratio = stream.produced / stream.consumed if stream.compressed else 1.0
-                            lost = int(max(0, total - stream.consumed) * ratio)
-                        records = max(1, round(lost / tfrecord.DEFAULT_RECORD_BYTES))
-                        reject(unit.reason, tarball, f'{unit.error} (records hidden: estimated from {lost:,} bytes)',
-                               last_split, records, unit.offset, estimated=True)
+                            lost += int((total - stream.consumed) * ratio)
+                        records = _records_in_bytes(lost)
+                        error = f'{unit.error} (records hidden: about {records:,}, from {lost:,} bytes)'
+                        reject(unit.reason, tarball, error, last_split, records, unit.offset, estimated=True)
+                        incomplete(unit.reason, unit.error, records)
                 stats.bump(st, 'tarball', 'compressed_bytes', stream.consumed)
                 stats.bump(st, 'tarball', 'tar_bytes', stream.produced)
+            if not shard_members and not st.get('incomplete_inputs'):
+                incomplete('no-shards', 'the tarball holds no release shard (expected members '
+                           'audioset_v1_embeddings/{bal_train,eval,unbal_train}/<name>.tfrecord)', 0)
         for folder in list(layout.FEATURE_FOLDERS):
             if folder in current:
                 yield cut(folder)
@@ -477,12 +539,13 @@ class ReadTarball(beam.PTransform):
     ``records_in``.
     """
 
-    def __init__(self, target_bytes: int, spill_dir: str | None = None):
+    def __init__(self, target_bytes: int, spill_dir: str | None = None, http: dict | None = None):
         super().__init__()
-        self.target_bytes, self.spill_dir = target_bytes, spill_dir
+        self.target_bytes, self.spill_dir, self.http = target_bytes, spill_dir, http
 
     def expand(self, tarballs):
-        streamed = (tarballs | 'StreamTarball' >> beam.ParDo(_StreamTarballFn(self.target_bytes, self.spill_dir))
+        streamed = (tarballs | 'StreamTarball' >> beam.ParDo(_StreamTarballFn(self.target_bytes, self.spill_dir,
+                                                                               self.http))
                     .with_output_types(ShardGroup).with_outputs(DEAD_LETTERS, STATS, main='groups'))
         read = streamed.groups | 'ReadShards' >> ReadShards(redistribute=self.spill_dir is not None)
         dead = (streamed[DEAD_LETTERS], read[DEAD_LETTERS]) | 'FlattenDeadLetters' >> beam.Flatten()
@@ -508,11 +571,12 @@ def plan_features(features_dir: str | None, target_bytes: int) -> tuple[FeatureS
 
 
 def read_features(p, source: FeatureSource | None, groups: list[ShardGroup], target_bytes: int,
-                  spill_dir: str | None = None) -> dict:
+                  spill_dir: str | None = None, http: dict | None = None) -> dict:
     """Adds the read of ``source`` to pipeline ``p`` (step labels stay those of the loose-shard build).
-    ``spill_dir``: where a tarball's shard groups are written for redistribution (see ReadTarball)."""
+    ``spill_dir``: where a tarball's shard groups are written for redistribution (see ReadTarball);
+    ``http``: keyword arguments of ``fileio.open_stream`` for an http(s) tarball (timeout, deadline)."""
     if source is not None and source.tarball:
         return (p | 'ListTarballs' >> beam.Create([source.tarball])
-                  | 'ReadTarball' >> ReadTarball(target_bytes, spill_dir))
+                  | 'ReadTarball' >> ReadTarball(target_bytes, spill_dir, http))
     return (p | 'ListShardGroups' >> beam.Create(groups)
               | 'ReadShards' >> ReadShards())

@@ -153,13 +153,59 @@ class BuildFailed(RuntimeError):
     """The run's output is not trustworthy; nothing was published."""
 
 
+def incomplete_input_problems(run_stats: dict) -> list[str]:
+    """Why the inputs were not read whole (a stream cut short, a tarball with no shards), with the records
+    lost as far as they can be known: the reader's estimate (the bytes never read, when the source's size is
+    known, and the declared sizes of members cut short) and the CSV rows that no record met (the records
+    lost, when the CSVs and the source were complete otherwise). Empty when every input proved whole."""
+    incomplete = run_stats.get('incomplete_inputs') or []
+    if not incomplete:
+        return []
+    estimated = sum(i.get('records_estimated', 0) for i in incomplete)
+    unmet = {split: c.get('rows_missing_features', 0) for split, c in sorted(run_stats.get('csv', {}).items())}
+    out = [f'{i["source"]}: {i["reason"]}: {i["error"]}' for i in incomplete]
+    from_bytes = (f'about {estimated:,} records, estimated from the bytes never read' if estimated else
+                  'the bytes never read are unknown (the source did not say its size)')
+    from_csv = ', '.join(f'{split} {n:,}' for split, n in unmet.items() if n)
+    out.append(f'records lost: {from_bytes}; CSV rows that no record met: {from_csv or "none (or no CSVs)"}. '
+               'No manifest.json was written: fetch the input again (python -m pipelines.fetch_release resumes and '
+               'verifies it) and rebuild')
+    return out
+
+
+def splits_without_records(run_stats: dict, features: dict | None) -> tuple[list[str], list[str]]:
+    """Splits whose CSV lists segments but which received no record, released or computed: (those the
+    features source was meant to hold, which fail the threshold; the others, only noted). A tarball is
+    meant to hold every split; a shard tree or split folder the splits it has shards for."""
+    fail, note = [], []
+    splits, computed = run_stats.get('splits', {}), run_stats.get('computed', {})
+    if features and features.get('tarball'):
+        meant = set(layout.FEATURE_FOLDERS.values())
+    else:
+        meant = {layout.FEATURE_FOLDERS[f] for f in (features or {}).get('folders') or ()
+                 if f in layout.FEATURE_FOLDERS}
+    for split, c in sorted(run_stats.get('csv', {}).items()):
+        listed = max(c.get('rows_in', 0), c.get('rows_declared_in_header') or 0)
+        received = splits.get(split, {}).get('records_in', 0) + computed.get(split, {}).get('segments_out', 0)
+        if not listed or received:
+            continue
+        line = f'{split}: {c.get("file", "its CSV")} lists {listed:,} segments, but no record of this split was read'
+        (fail if split in meant else note).append(line)
+    return fail, note
+
+
 def verify_and_summarize(run_stats: dict, files: list[WrittenFile], output_dir: str,
-                         max_bad_fraction: float) -> dict:
+                         max_bad_fraction: float, features: dict | None = None) -> dict:
     """Checks what the run wrote and that the counts add up; returns the manifest body.
 
-    Raises BuildFailed when a file is missing or holds the wrong number of rows, when records do not add
-    up (records in != segments out + dead letters), or when a split or CSV is worse than the threshold.
+    Raises BuildFailed when an input stream was not read whole, when a file is missing or holds the wrong
+    number of rows, when records do not add up (records in != segments out + dead letters), when a split
+    whose CSV lists segments received none, or when a split or CSV is worse than the threshold.
+    ``features``: the manifest's ``inputs.features`` (which splits the features source was meant to hold).
     """
+    if (incomplete := incomplete_input_problems(run_stats)):
+        raise BuildFailed('an input was not read whole, so the dataset would be incomplete:\n  '
+                          + '\n  '.join(incomplete))
     problems = []
     for f in files:
         if not fileio.exists(f.path):
@@ -223,6 +269,9 @@ def verify_and_summarize(run_stats: dict, files: list[WrittenFile], output_dir: 
             short = (f', and {c["rows_short_of_header"]} rows fewer than its header declares ({declared}): '
                      'a truncated file?') if c['rows_short_of_header'] else ''
             bad.append(f'{c["file"]}: {c.get("rows_rejected", 0)} of {c.get("rows_in", 0)} lines rejected{short}')
+    empty_splits, skipped_splits = splits_without_records(run_stats, features)
+    if max_bad_fraction < 1:
+        bad += [f'{line} (100% missing)' for line in empty_splits]
     if problems:
         raise BuildFailed('counts do not add up:\n  ' + '\n  '.join(problems))
     if bad:
@@ -244,6 +293,7 @@ def verify_and_summarize(run_stats: dict, files: list[WrittenFile], output_dir: 
         'label_disagreement_examples': run_stats.get('label_disagreements', []),
         'distributions': run_stats.get('distributions', {}),
         'leakage': run_stats.get('leakage', {'segments': 0}),
+        'splits_not_built': skipped_splits,
         'strong': run_stats.get('strong'),
         'shard_prefix_mismatch_examples': run_stats.get('shard_prefix_mismatch_examples', []),
         'timings': {k: round(v, 2) for k, v in sorted(run_stats.get('timings', {}).items())},
@@ -273,7 +323,8 @@ class _FinalizeFn(beam.DoFn):
     def process(self, _, run_stats: dict, files: list):
         started = time.perf_counter()
         try:
-            body = verify_and_summarize(run_stats, files, self.output_dir, self.max_bad_fraction)
+            body = verify_and_summarize(run_stats, files, self.output_dir, self.max_bad_fraction,
+                                        (self.run_info.get('inputs') or {}).get('features'))
         finally:
             # The spill is a full copy of the data: never leave it behind, failed or not.
             fileio.delete_tree(layout.join(self.output_dir, layout.SPILL_DIR))

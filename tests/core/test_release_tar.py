@@ -141,3 +141,70 @@ def test_release_table_and_verification():
     flags = release.release_flags('/r/', present.__contains__)
     assert flags == {'features_dir': '/r', 'segments_dir': '/r', 'class_index': '/r/class_labels_indices.csv',
                      'label_quality': '/r/qa_true_counts.csv', 'strong_labels': '/r'}
+
+
+def test_an_archive_cut_at_a_member_boundary_says_so():
+    # tar's end-of-archive blocks are the only proof that the last member was the last: a tar cut right
+    # after a member (then compressed whole, so gzip sees nothing wrong) must not read as complete
+    plain = _tar(MEMBERS, compress=False)
+    whole = _units(plain)
+    assert all(u.kind != 'damage' for u in whole)
+    last = whole[-1]
+    last_end = last.offset + 512 + -(-last.size // 512) * 512
+    assert plain[last_end:last_end + 1024] == bytes(1024)
+    second = whole[-2]
+    second_end = second.offset + 512 + -(-second.size // 512) * 512
+    for data in (plain[:last_end], gzip.compress(plain[:last_end]), gzip.compress(plain[:second_end])):
+        units = _units(data)
+        assert units[-1].kind == 'damage' and units[-1].reason == 'truncated-tar', units[-1]
+        assert 'end-of-archive' in units[-1].error
+    # cut inside the end blocks or their padding: nothing is lost, nothing is said
+    assert all(u.kind != 'damage' for u in _units(plain[:last_end + 512]))
+    assert all(u.kind != 'damage' for u in _units(gzip.compress(plain[:last_end + 700])))
+    assert [u.reason for u in _units(b'')] == ['empty-tarball']
+    assert [u.reason for u in _units(gzip.compress(b''))] == ['empty-tarball']
+
+
+def _huge_member_stream(name: str, size: int, kind: bytes = tarfile.REGTYPE):
+    """A plain tar whose one member declares ``size`` bytes, generated as it is read (never in memory)."""
+    info = tarfile.TarInfo(name)
+    info.size, info.type = size, kind
+    head = info.tobuf(tarfile.GNU_FORMAT)
+    tail = bytes(-size % 512) + bytes(1024)
+    sent = 0
+
+    def read(n):
+        nonlocal sent
+        if sent < len(head):
+            out = head[sent:sent + n]
+        elif sent < len(head) + size:
+            out = bytes(min(n, len(head) + size - sent))
+        else:
+            k = sent - len(head) - size
+            out = tail[k:k + n]
+        sent += len(out)
+        return out
+    return read
+
+
+def test_a_member_not_kept_streams_past_without_being_held():
+    import tracemalloc
+    size = 300 << 20
+    tracemalloc.start()
+    try:
+        units = list(release_tar.iter_members(release_tar.Stream(_huge_member_stream('README', size)),
+                                              keep=lambda name, n: name.endswith('.tfrecord')))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(u.kind, u.name, u.data, u.size, u.truncated) for u in units] == [('file', 'README', None, size, False)]
+    assert peak < 16 << 20, peak          # chunks of 1 MB come and go; 300 MB never accumulate
+    # a long-name header declaring a huge size is damage, skipped, never held
+    units = list(release_tar.iter_members(release_tar.Stream(
+        _huge_member_stream('././@LongLink', 64 << 20, tarfile.GNUTYPE_LONGNAME))))
+    assert [u.reason for u in units if u.kind == 'damage'] == ['corrupt-tar-header']
+    # a kept member cut short says so (the walk holds what arrived)
+    read = _huge_member_stream('audioset_v1_embeddings/eval/ab.tfrecord', 5000)
+    units = list(release_tar.iter_members(release_tar.Stream(lambda n, r=read: r(min(n, 1000)), 1000),
+                                          keep=lambda name, n: True))
+    assert units[0].kind == 'file' and len(units[0].data) == 5000 and not units[0].truncated

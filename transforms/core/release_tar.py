@@ -7,14 +7,18 @@ stretch as one unit (transforms/read.py turns members into shard groups and dama
 The contract of ``iter_members``, for any input:
 
 - Every regular member is yielded once, with the bytes the stream holds for it (fewer than its header
-  declares when the stream ends inside it: ``truncated`` True). Directories are yielded as such; links,
-  devices and FIFOs as ``kind='other'`` (their names may still look like shards).
+  declares when the stream ends inside it: ``truncated`` True). A member that ``keep(name, size)`` declines
+  is streamed past without being held (``data`` None), so memory is bounded by the members kept, whatever
+  the archive holds. Directories are yielded as such; links, devices and FIFOs as ``kind='other'`` (their
+  names may still look like shards).
 - A block that is not a valid tar header (checksum, fields) starts a damaged unit (``reason``
   'corrupt-tar-header') that runs to the next valid header; the walk goes on from there.
 - A fault of the stream itself ends the walk with one last unit: 'truncated-gzip' (the compressed bytes end
   before the gzip end-of-stream marker: a cut download), 'corrupt-gzip' (inflation fails, or bytes after
   the last gzip member are not another member), 'truncated-tar' (a plain tar cut inside a header), or
   'unreadable' (the source raised: a network failure after retries, a permission error).
+- A stream that ends cleanly but without the tar end-of-archive (zero) blocks after its last member was
+  cut at a member boundary: one last unit 'truncated-tar'. An empty stream is one unit 'empty-tarball'.
 - ``offset`` is the unit's byte offset in the decompressed tar stream.
 
 A gzip-compressed tarball (one or several gzip members) and a plain tar are told apart by content.
@@ -30,6 +34,7 @@ BLOCK = 512
 _GZIP_MAGIC = b'\x1f\x8b'
 _IN_CHUNK = 1 << 20
 _ZERO_BLOCK = bytes(BLOCK)
+_META_MAX = 1 << 20  # a long name or pax header larger than this is damage, not held
 
 # Members of the release: audioset_v1_embeddings/<split folder>/<name>.tfrecord (a leading './' is allowed).
 RELEASE_ROOT = 'audioset_v1_embeddings'
@@ -170,6 +175,24 @@ class _Buffer:
         self.pos += len(out)
         return out
 
+    def skip(self, n: int) -> int:
+        """Consumes the next ``n`` bytes without holding them; returns how many there were."""
+        skipped = 0
+        while skipped < n:
+            have = len(self.buf) - self.pos
+            if not have:
+                del self.buf[:]
+                self.pos = 0
+                chunk = next(self.chunks, None)
+                if chunk is None:
+                    break
+                self.buf += chunk
+                continue
+            step = min(have, n - skipped)
+            self.pos += step
+            skipped += step
+        return skipped
+
 
 def _header(block: bytes) -> tarfile.TarInfo | None:
     try:
@@ -197,19 +220,26 @@ def _padded(size: int) -> int:
     return -size % BLOCK
 
 
-def iter_members(stream: Stream) -> Iterator[Unit]:
-    """The members and damaged stretches of the tar stream in ``stream`` (see the module docstring)."""
+def iter_members(stream: Stream, keep: Callable[[str, int], bool] | None = None) -> Iterator[Unit]:
+    """The members and damaged stretches of the tar stream in ``stream`` (see the module docstring).
+    ``keep(name, declared size)``: whether to hold a regular member's bytes (default: every member)."""
     buf = _Buffer(stream.chunks())
     offset = 0
     long_name: str | None = None
+    ended = False     # an end-of-archive block came after the last member
+    cut = False       # a damage unit already says the stream ends early
     block = buf.take(BLOCK)
     while block:
         if len(block) < BLOCK:
             if block.strip(b'\x00') and stream.fault is None:
                 yield Unit('damage', None, None, offset, len(block), reason='truncated-tar',
                            error=f'the tar stream ends inside a header ({len(block)} of {BLOCK} bytes)')
+                cut = True
+            elif not block.strip(b'\x00'):
+                ended = ended or offset > 0
             break
         if block == _ZERO_BLOCK:  # end-of-archive blocks (or padding); a concatenated archive may follow
+            ended = True
             offset += BLOCK
             block = buf.take(BLOCK)
             continue
@@ -226,36 +256,61 @@ def iter_members(stream: Stream) -> Iterator[Unit]:
                              '(checksum or fields); resynchronised on the next header')
             long_name = None
             continue
+        ended = False
         header_at = offset
         offset += BLOCK
-        has_data = info.type in _DATA_TYPES or info.type not in tarfile.SUPPORTED_TYPES or \
-            info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE)
+        meta = info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.XHDTYPE, tarfile.GNUTYPE_LONGLINK, tarfile.XGLTYPE)
+        has_data = info.type in _DATA_TYPES or info.type not in tarfile.SUPPORTED_TYPES or meta
         size = info.size if has_data else 0
-        data = buf.take(size) if size else b''
-        pad = buf.take(_padded(size)) if len(data) == size else b''
-        offset += len(data) + len(pad)
-        if info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.XHDTYPE, tarfile.GNUTYPE_LONGLINK, tarfile.XGLTYPE):
+        name = long_name or info.name
+        if size and (meta and size > _META_MAX or not meta and keep is not None and not keep(name, size)):
+            got = buf.skip(size)   # streamed past, never held: a declared size cannot make memory grow
+            data = None
+        else:
+            data = buf.take(size) if size else b''
+            got = len(data)
+        pad = buf.skip(_padded(size)) if got == size else 0
+        offset += got + pad
+        if meta and data is None:
+            yield Unit('damage', None, None, header_at, size, reason='corrupt-tar-header',
+                       error=f'an extended header declaring {size:,} bytes (at most {_META_MAX:,} are plausible); '
+                             'skipped, and the name it would give the next member ignored')
+            long_name = None
+        elif meta:
             if info.type == tarfile.GNUTYPE_LONGNAME:
                 long_name = data.split(b'\x00', 1)[0].decode('utf-8', 'surrogateescape')
             elif info.type == tarfile.XHDTYPE:
                 long_name = _pax_path(data) or long_name
+        if meta:
+            if got < size:
+                if stream.fault is None:
+                    yield Unit('damage', None, None, offset, size - got, reason='truncated-tar',
+                               error=f'the tar stream ends inside an extended header ({got:,} of {size:,} bytes)')
+                cut = True
+                break
             block = buf.take(BLOCK)
             continue
-        name = long_name or info.name
         long_name = None
         if info.isdir():
             yield Unit('dir', name, None, header_at)
         elif info.type in _DATA_TYPES:
-            yield Unit('file', name, data, header_at, info.size, truncated=len(data) < info.size)
+            yield Unit('file', name, data, header_at, info.size, truncated=got < info.size)
         else:
             yield Unit('other', name, None, header_at, info.size,
                        error=f'a tar member of type {info.type!r} (link, device or FIFO), not a regular file')
-        if len(data) < size:
+        if got < size:
             if stream.fault is None:
-                yield Unit('damage', None, None, offset, 0, reason='truncated-tar',
-                           error=f'the tar stream ends inside member {name} ({len(data)} of its {size} bytes)')
+                yield Unit('damage', None, None, offset, size - got, reason='truncated-tar',
+                           error=f'the tar stream ends inside member {name} ({got:,} of its {size:,} bytes)')
+            cut = True
             break
         block = buf.take(BLOCK)
     if stream.fault is not None:
         reason, error = stream.fault
         yield Unit('damage', None, None, offset, 0, reason=reason, error=error)
+    elif not cut and not offset:
+        yield Unit('damage', None, None, 0, 0, reason='empty-tarball', error='the tarball is empty (0 bytes)')
+    elif not cut and not ended:
+        yield Unit('damage', None, None, offset, 0, reason='truncated-tar',
+                   error=f'the tar stream ends after {offset:,} bytes without its end-of-archive blocks '
+                         '(an archive cut at a member boundary: a partial copy or an interrupted write?)')
