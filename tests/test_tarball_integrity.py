@@ -216,3 +216,51 @@ def test_an_unpacked_tree_beside_its_tarball_is_a_choice(release, tmp_path):
     opts = build_dataset.parse(['--release', str(folder), '--features_dir', str(folder / 'features.tar.gz'),
                                 '--output_dir', str(tmp_path / 'o')]).view_as(build_dataset.BuildOptions)
     assert opts.features_dir == str(folder / 'features.tar.gz')
+
+
+class _Zeros(io.RawIOBase):
+    def __init__(self, n):
+        self.left = n
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        k = min(len(b), self.left)
+        b[:k] = bytes(k)
+        self.left -= k
+        return k
+
+
+def test_members_that_are_no_shard_stream_past_unheld(release, tmp_path):
+    """A small tarball can declare members of hundreds of MB (zeros compress 1000:1): the reader holds
+    shards only, and no member larger than a shard can be."""
+    import tracemalloc
+
+    from transforms.read import MAX_MEMBER_BYTES, _StreamTarballFn
+    inputs, _ = release
+    shard = sorted((inputs / 'features' / 'eval').glob('*.tfrecord'))[0]
+    path = tmp_path / 'features.tar.gz'
+    size = MAX_MEMBER_BYTES + (1 << 20)
+    with tarfile.open(path, 'w:gz', compresslevel=1) as tar:
+        for name, n in (('audioset_v1_embeddings/README', size), ('audioset_v1_embeddings/eval/zz.tfrecord', size)):
+            info = tarfile.TarInfo(name)
+            info.size = n
+            tar.addfile(info, _Zeros(n))
+        info = tarfile.TarInfo(f'audioset_v1_embeddings/eval/{shard.name}')
+        info.size = shard.stat().st_size
+        tar.addfile(info, io.BytesIO(shard.read_bytes()))
+    assert path.stat().st_size < 4 << 20
+    tracemalloc.start()
+    try:
+        out = list(_StreamTarballFn(64 << 20).process(str(path)))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, peak
+    dead = [o.value for o in out if getattr(o, 'tag', None) == 'dead_letters']
+    assert [(d['reason'], d['source'].rsplit(':', 1)[1], d['records']) for d in dead] == [
+        ('unexpected-member', 'audioset_v1_embeddings/README', 0),
+        ('member-too-large', 'audioset_v1_embeddings/eval/zz.tfrecord', -(-size // 1500))]
+    groups = [o for o in out if not hasattr(o, 'tag')]
+    assert [g.paths for g in groups] == [(f'{path}:audioset_v1_embeddings/eval/{shard.name}',)]

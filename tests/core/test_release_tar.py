@@ -208,3 +208,12 @@ def test_a_member_not_kept_streams_past_without_being_held():
     units = list(release_tar.iter_members(release_tar.Stream(lambda n, r=read: r(min(n, 1000)), 1000),
                                           keep=lambda name, n: True))
     assert units[0].kind == 'file' and len(units[0].data) == 5000 and not units[0].truncated
+
+
+@pytest.mark.parametrize('byte', [-8, -1])   # the gzip trailer: CRC-32, then the length mod 2^32
+def test_a_wrong_gzip_trailer_is_corrupt(byte):
+    data = bytearray(_tar(MEMBERS))
+    data[byte] ^= 1
+    units = _units(bytes(data))
+    assert units[-1].kind == 'damage' and units[-1].reason == 'corrupt-gzip'
+    assert ('data check' if byte == -8 else 'length check') in units[-1].error

@@ -33,6 +33,7 @@ from typing import Callable, Iterator, NamedTuple
 BLOCK = 512
 _GZIP_MAGIC = b'\x1f\x8b'
 _IN_CHUNK = 1 << 20
+_OUT_CHUNK = 4 << 20
 _ZERO_BLOCK = bytes(BLOCK)
 _META_MAX = 1 << 20  # a long name or pax header larger than this is damage, not held
 
@@ -116,25 +117,28 @@ class Stream:
         pending = first
         while True:  # one gzip member per turn
             d = zlib.decompressobj(31)
+            ended = False   # the source has nothing more: only what zlib still holds may come out
             while not d.eof:
-                if not pending:
+                if not pending and not ended:
                     pending = self._next_input()
                     if pending is None:
                         return
-                    if not pending:
-                        self.fault = ('truncated-gzip', f'the gzip stream ends after {self.consumed} compressed bytes '
-                                                        'without its end-of-stream marker (a cut download?)')
-                        return
+                    ended = not pending
                 try:
-                    out = d.decompress(pending)
+                    # At most one output chunk per call: a megabyte of zeros inflates to a gigabyte.
+                    out = d.decompress(pending, _OUT_CHUNK)
                 except zlib.error as e:
                     self.fault = ('corrupt-gzip', f'gzip data corrupt within compressed bytes '
                                                   f'{self.consumed - len(pending)}..{self.consumed}: {e}')
                     return
-                pending = b''
+                pending = d.unconsumed_tail
                 if out:
                     self.produced += len(out)
                     yield out
+                elif ended and not pending and not d.eof:
+                    self.fault = ('truncated-gzip', f'the gzip stream ends after {self.consumed} compressed bytes '
+                                                    'without its end-of-stream marker (a cut download?)')
+                    return
             pending = d.unused_data
             while not pending:
                 pending = self._next_input()
