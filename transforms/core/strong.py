@@ -66,7 +66,7 @@ _MESSAGES = {
     'negative-time': 'negative time',
     'end-before-start': 'end_time_seconds before start_time_seconds',
     'bad-label': 'label is not a MID (/m/..., /g/..., /t/...)',
-    'unknown-mid': 'label MID not in mid_to_display_name.tsv',
+    'unknown-mid': 'label MID is in neither the ontology (or class index) nor mid_to_display_name.tsv',
     'bad-present': "present must be PRESENT or NOT_PRESENT",
     'off-grid-frame': 'frame start is not a multiple of 0.960 s (within 1 ms)',
 }
@@ -77,6 +77,19 @@ class ParsedStrong:
     table: pa.Table            # EVENTS_SCHEMA (FRAMED_SCHEMA for the framed file), in file order
     dead_letters: list[dict]
     lines: int                 # data lines read (good + bad; not the header, not blank lines)
+    dropped: str | None = None  # why no line of the file could be used (empty, bad header, no good line)
+
+    def stats(self, path: str) -> dict:
+        """The file's entry under ``run_stats['strong']['files']`` (see :func:`file_problems`)."""
+        t = self.table
+        return {'file': path, 'lines_in': self.lines, 'lines_rejected': _lines_rejected(self.dead_letters),
+                'rows_ok': t.num_rows, 'segments': len(pc.unique(t['segment_id'])) if t.num_rows else 0,
+                'dropped': self.dropped}
+
+
+def _lines_rejected(dead_letters: list[dict]) -> int:
+    # A bad-header dead letter stands for every line after the header (its ``records``).
+    return sum(d['records'] for d in dead_letters)
 
 
 def parse_events(data: bytes, path: str, split: str | None = None,
@@ -89,7 +102,11 @@ def parse_events(data: bytes, path: str, split: str | None = None,
     line is anything else is one ``bad-header`` dead letter standing for all its lines, and yields no
     events (its columns cannot be trusted). An empty file is one ``empty-file`` dead letter (0 records).
     Zero-length events (end == start) are good; times are kept to the millisecond (the release has 3
-    decimals); repeated or overlapping events are all kept.
+    decimals); repeated or overlapping events are all kept. Numbers are ASCII digits only (Python's float()
+    would take '٣' or '３' for 3: here they are bad-time).
+
+    ``dropped`` says why nothing of the file is usable (empty, bad header, not one good line): the build
+    fails on it (:func:`file_problems`), since a file given and silently ignored loses every label it holds.
     """
     return _parse(data, path, HEADER, split, known_mids)
 
@@ -106,17 +123,26 @@ def parse_framed(data: bytes, path: str, split: str | None = None,
 class DisplayNames:
     names: dict[str, str]      # MID -> display name, file order
     dead_letters: list[dict]
+    lines: int = 0             # non-blank lines read
+    dropped: str | None = None  # why no line could be used (empty file, not one MID<TAB>name line)
+
+    def stats(self, path: str) -> dict:
+        """The file's entry under ``run_stats['strong']['files']``, as :meth:`ParsedStrong.stats`."""
+        return {'file': path, 'lines_in': self.lines, 'lines_rejected': _lines_rejected(self.dead_letters),
+                'rows_ok': len(self.names), 'dropped': self.dropped}
 
 
 def parse_display_names(data: bytes, path: str = 'mid_to_display_name.tsv') -> DisplayNames:
     """Parses ``mid_to_display_name.tsv`` (no header, ``MID<TAB>name``, 456 rows). A line that is not
     a MID, a tab and a non-empty name is a ``bad-display-name`` dead letter; a second line for a MID is a
-    ``duplicate-mid`` dead letter (the first wins)."""
+    ``duplicate-mid`` dead letter (the first wins). ``dropped`` when the file is empty or has no good line."""
     names: dict[str, str] = {}
     bad = []
+    lines = 0
     for i, line in enumerate(_lines(data).to_pylist(), 1):
         if not line.strip():
             continue
+        lines += 1
         mid, sep, name = line.partition('\t')
         mid, name = mid.strip(), name.strip()
         if not sep or not name or not re.match(_MID, mid):
@@ -128,7 +154,18 @@ def parse_display_names(data: bytes, path: str = 'mid_to_display_name.tsv') -> D
                                               line_number=i))
         else:
             names[mid] = name
-    return DisplayNames(names, bad)
+    dropped = None
+    if not lines:
+        dropped = 'empty file: no MID<TAB>name line'
+    elif not names:
+        dropped = _none_usable(lines, bad)
+    return DisplayNames(names, bad, lines, dropped)
+
+
+def _none_usable(lines: int, dead_letters: list[dict]) -> str:
+    first = dead_letters[0]
+    return (f'none of its {lines} lines is usable (line {first["line_number"]}: {first["reason"]}; '
+            f'every line is a dead letter)')
 
 
 def _mask(arr) -> np.ndarray:
@@ -143,15 +180,16 @@ def _parse(data: bytes, path: str, columns: tuple[str, ...], split: str | None,
     nonblank = ~_mask(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0))
     if not nonblank.any():
         return ParsedStrong(empty, [deadletter.dead_letter(
-            PARSE_STRONG, 'empty-file', path, 'empty file: no header, no events', records=0, split=split)], 0)
+            PARSE_STRONG, 'empty-file', path, 'empty file: no header, no events', records=0, split=split)], 0,
+            'empty file: no header, no events')
     header = tuple(f.strip() for f in lines[0].as_py().split('\t'))
     data_lines = int(nonblank[1:].sum())
     if header != columns:
+        why = (f'line 1 must be the header {chr(9).join(columns)!r} ({len(columns)} fields), got '
+               f'{lines[0].as_py()[:200]!r} ({len(header)} fields)')
         return ParsedStrong(empty, [deadletter.dead_letter(
-            PARSE_STRONG, 'bad-header', path,
-            f'line 1 must be the header {chr(9).join(columns)!r}, got {lines[0].as_py()[:200]!r}; '
-            f'the file is not read ({data_lines} lines)', line_number=1, records=data_lines, split=split)],
-            data_lines)
+            PARSE_STRONG, 'bad-header', path, f'{why}; the file is not read ({data_lines} lines after it)',
+            line_number=1, records=data_lines, split=split)], data_lines, f'bad header: {why}')
     is_data = nonblank.copy()
     is_data[0] = False
     rows = pc.utf8_trim_whitespace(lines.filter(pa.array(is_data)))
@@ -211,7 +249,29 @@ def _parse(data: bytes, path: str, columns: tuple[str, ...], split: str | None,
     table = pa.table(cols, schema=schema)
     bad = [_dead_letter(path, split, columns, reason[i], int(numbers[i]), rows[i].as_py())
            for i in np.flatnonzero(~ok).tolist()]
-    return ParsedStrong(table, bad, n)
+    return ParsedStrong(table, bad, n, _none_usable(n, bad) if n and not table.num_rows else None)
+
+
+def file_problems(strong_stats: dict | None, max_bad_fraction: float) -> tuple[list[str], list[str]]:
+    """(files dropped whole, files with too many rejected lines) from ``run_stats['strong']`` (per file:
+    ``file``, ``lines_in``, ``lines_rejected``, ``dropped``; see :meth:`ParsedStrong.stats`).
+
+    A file given but not usable at all (empty, bad header, no good line) is always a problem, whatever
+    ``max_bad_fraction``: every label it holds would be silently missing. Otherwise a file fails when more
+    than ``max_bad_fraction`` of its lines were rejected, as a segment CSV does. Lines, not events: a bad
+    line is not known to be one event.
+
+    >>> file_problems({'files': {'train': {'file': 't.tsv', 'lines_in': 10, 'lines_rejected': 2}}}, 0.05)
+    ([], ['t.tsv: 2 of 10 lines rejected (20.0%)'])
+    """
+    whole, over = [], []
+    for _, f in sorted(((strong_stats or {}).get('files') or {}).items()):
+        n, rejected = f.get('lines_in', 0), f.get('lines_rejected', 0)
+        if f.get('dropped'):
+            whole.append(f'{f["file"]}: AudioSet Strong file not used at all: {f["dropped"]}')
+        elif n and rejected / n > max_bad_fraction:
+            over.append(f'{f["file"]}: {rejected} of {n} lines rejected ({rejected / n:.1%})')
+    return whole, over
 
 
 def _dead_letter(path: str, split: str | None, columns: tuple[str, ...], reason: str, line_number: int,
