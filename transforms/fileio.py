@@ -165,87 +165,198 @@ _HTTP_TIMEOUT_S = 60
 
 
 class HttpReader(io.RawIOBase):
-    """A streaming GET of ``url`` from byte ``start``: ``read(n)`` as from a file. A connection that drops,
-    stalls past ``timeout`` or ends short of the length the server announced is resumed where it stopped
-    with an HTTP Range request, up to ``retries`` times in a row (backing off 1, 2, 4 ... s times
-    ``backoff``); then ``read`` raises OSError. ``size`` is the whole resource's length when the server
-    says it. Opening raises FileNotFoundError for a 404/410 and OSError for anything else."""
+    """A streaming GET of ``url`` from byte ``start``: ``read(n)`` as from a file.
+
+    A connection that drops, stalls for ``timeout`` seconds (one receive never waits longer) or ends short
+    of the length the server announced is resumed where it stopped with a Range request carrying
+    ``If-Range: <validator>``, up to ``retries`` times in a row (backing off 1, 2, 4 ... s times
+    ``backoff``); then ``read`` raises OSError. A server that answers a resume with the whole resource
+    (HTTP 200: its ETag or Last-Modified changed) or with another length raises ``HttpReader.Changed``:
+    bytes of two versions are never joined. ``deadline_s`` bounds the whole transfer, resumes and waits
+    included (a server trickling a byte at a time never trips ``timeout``): past it ``read`` raises
+    ``HttpReader.DeadlineExceeded`` (a TimeoutError) naming the URL, the bytes received and the deadline (checked between receives, so it
+    fires at most ``timeout`` late).
+
+    ``start`` > 0 continues a partial copy: with ``validator`` (the ETag or Last-Modified recorded when
+    that copy began) the first request carries ``If-Range``, and a server whose resource changed sends it
+    whole; any 200 answer to that first ranged request, or a range past its end, starts over at byte 0
+    with ``restarted`` True and ``pos`` 0 (the caller discards its copy). ``etag``, ``last_modified``:
+    the first response's headers; ``validator``: its strong ETag, else its Last-Modified, else the one
+    given. ``size``: the whole resource's length when the server says it (None: read to the end of the
+    connection, which a cut connection also is). The body is what Content-Length announces: bytes a server
+    sends beyond it are not part of the response (HTTP framing) and are never read.
+
+    Opening raises FileNotFoundError for a 404/410 and OSError for anything else.
+    """
+
+    class Changed(OSError):
+        """The resource changed on the server between two requests of one transfer."""
+
+    class DeadlineExceeded(TimeoutError):
+        """The transfer took longer than ``deadline_s``."""
 
     def __init__(self, url: str, start: int = 0, timeout: float = _HTTP_TIMEOUT_S, retries: int = 5,
-                 backoff: float = 1.0):
+                 backoff: float = 1.0, *, deadline_s: float | None = None, validator: str | None = None):
         super().__init__()
+        import time
         self.url, self.pos, self.timeout, self.retries, self.backoff = url, start, timeout, retries, backoff
+        self.deadline_s = deadline_s
+        self._deadline = time.monotonic() + deadline_s if deadline_s else None
         self.size: int | None = None
+        self.etag: str | None = None
+        self.last_modified: str | None = None
+        self.validator = validator
+        self.restarted = False
         self.resumes = 0
         self._resp = None
-        self._open()
+        self._done = False      # a range request found nothing left to read (HTTP 416 at the end)
+        self._open(first=True)
 
-    def _open(self) -> None:
+    # -- requests --
+
+    def _headers_validator(self, headers) -> str | None:
+        etag = headers.get('ETag')
+        if etag and not etag.startswith('W/'):   # If-Range takes only a strong validator
+            return etag
+        return headers.get('Last-Modified')
+
+    def _differs(self, headers) -> bool:
+        """Whether a response's validator of the kind ``validator`` is proves another version."""
+        if not self.validator or headers is None:
+            return False
+        theirs = headers.get('ETag') if self.validator.startswith(('"', 'W/')) else headers.get('Last-Modified')
+        return theirs is not None and theirs != self.validator
+
+    def _changed(self, what: str) -> OSError:
+        return self.Changed(f'{self.url}: changed on the server during the download ({what}) at byte '
+                            f'{self.pos:,} of {self.size if self.size is not None else "?"}; the bytes so far '
+                            f'are of another version: start again from byte 0')
+
+    def _open(self, first: bool) -> None:
+        import re
         import urllib.error
         import urllib.request
         headers = {'User-Agent': 'audioset-beam', 'Accept-Encoding': 'identity'}
         if self.pos:
             headers['Range'] = f'bytes={self.pos}-'
+            if self.validator:
+                headers['If-Range'] = self.validator
+        self._check_deadline()
+        timeout = self.timeout if self._deadline is None else max(0.001, min(self.timeout, self._left()))
         try:
-            resp = urllib.request.urlopen(urllib.request.Request(self.url, headers=headers), timeout=self.timeout)
+            resp = urllib.request.urlopen(urllib.request.Request(self.url, headers=headers), timeout=timeout)
         except urllib.error.HTTPError as e:
             total = (e.headers.get('Content-Range') or '').rpartition('/')[2] if e.headers else ''
-            if e.code == 416 and total.isdigit() and self.pos >= int(total):  # nothing left to read
-                self.size, self._resp = int(total), None
-                return
+            if e.code == 416 and self.pos:
+                if total.isdigit() and self.pos == int(total) and not self._differs(e.headers):
+                    self.size, self._resp, self._done = int(total), None, True   # nothing left to read
+                    if first and e.headers is not None:
+                        self._note(e.headers)
+                    return
+                if first:   # our copy is longer than the resource, or of another version: start over
+                    return self._restart()
+                raise self._changed(f'HTTP 416, length {total or "?"}') from None
             if e.code in (404, 410):
                 raise FileNotFoundError(2, f'HTTP {e.code} {e.reason}', self.url) from None
             raise OSError(f'{self.url}: HTTP {e.code} {e.reason}') from None
-        if self.pos and resp.status != 206:
-            # The server ignored the range: skip what we already have.
-            left = self.pos
-            while left:
-                got = resp.read(min(left, 1 << 20))
-                if not got:
-                    raise OSError(f'{self.url}: the server ignored the Range request and sent less than before')
-                left -= len(got)
-        if resp.status == 206:
-            total = resp.headers.get('Content-Range', '').rpartition('/')[2]
-            self.size = int(total) if total.isdigit() else self.size
-        elif resp.headers.get('Content-Length', '').isdigit():
+        if self.pos and resp.status == 200 and first:
+            # If-Range did not match (or the server ignores Range): this is the whole resource, from byte 0
+            self.pos, self.restarted, self.validator = 0, True, None
+        if self.pos:
+            if resp.status != 206:
+                resp.close()
+                raise self._changed(f'HTTP {resp.status} to a resume with If-Range: {self.validator}'
+                                    if self.validator else f'HTTP {resp.status} to a Range request, and no '
+                                    'ETag or Last-Modified to tell whether it is the same version')
+            got = re.fullmatch(r'bytes (\d+)-(\d+)/(\d+|\*)', resp.headers.get('Content-Range', '').strip())
+            if got is None or int(got.group(1)) != self.pos:
+                resp.close()
+                raise OSError(f'{self.url}: asked for bytes {self.pos:,}- and got '
+                              f'{resp.headers.get("Content-Range") or "no Content-Range"}')
+            total = int(got.group(3)) if got.group(3).isdigit() else None
+            if self._differs(resp.headers) or (self.size is not None and total not in (None, self.size)):
+                resp.close()
+                if first:
+                    return self._restart()
+                raise self._changed(f'now {self._headers_validator(resp.headers)}, {total} bytes')
+            self.size = total if total is not None else self.size
+        elif resp.headers.get('Content-Length', '').isdigit() and resp.status == 200:
             self.size = int(resp.headers['Content-Length'])
+        if first:
+            self._note(resp.headers)
         self._resp = resp
+
+    def _note(self, headers) -> None:
+        self.etag, self.last_modified = headers.get('ETag'), headers.get('Last-Modified')
+        self.validator = self._headers_validator(headers) or self.validator
+
+    def _restart(self) -> None:
+        self.pos, self.restarted, self.size = 0, True, None
+        self.validator = None   # the one given is of the copy being discarded
+        self._open(first=True)
+
+    # -- the deadline --
+
+    def _left(self) -> float:
+        import time
+        return self._deadline - time.monotonic()
+
+    def _check_deadline(self) -> None:
+        if self._deadline is not None and self._left() <= 0:
+            self.close_response()
+            raise self.DeadlineExceeded(f'{self.url}: not downloaded within its deadline of {self.deadline_s:g} s '
+                               f'({self.pos:,} of {self.size if self.size is not None else "?"} bytes received)')
+
+    def _wait(self, seconds: float) -> None:
+        import time
+        if self._deadline is not None:
+            seconds = min(seconds, max(self._left(), 0))
+        time.sleep(seconds)
+        self._check_deadline()
+
+    # -- reading --
 
     def readable(self) -> bool:
         return True
 
     def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (fewer whenever fewer have arrived: one receive, so the deadline is checked
+        between receives); b'' at the end. ``n`` < 0: everything left."""
         import http.client
-        import time
-        failures = 0
+        if n is None or n < 0:
+            return b''.join(iter(lambda: self.read(1 << 20), b''))
+        failures, error = 0, None
         while True:
-            error: BaseException | None = None
-            try:
-                data = self._resp.read(n if n is not None and n >= 0 else None) if self._resp else b''
-            except (OSError, http.client.HTTPException) as e:
-                data, error = b'', e
-            if data:
-                self.pos += len(data)
-                return data
-            if error is None and (self.size is None or self.pos >= self.size):
+            self._check_deadline()
+            if self._resp is not None:
+                try:
+                    data = self._resp.read1(n) if n else b''
+                except (OSError, http.client.HTTPException) as e:
+                    data, error = b'', e
+                if data:
+                    self.pos += len(data)
+                    return data
+                if not n or (error is None and (self.size is None or self.pos >= self.size)):
+                    return b''
+            elif self._done or not n:
                 return b''
             failures += 1
             why = f'{type(error).__name__}: {error}' if error else 'the connection closed early'
             if failures > self.retries:
-                raise OSError(f'{self.url}: stopped at byte {self.pos:,} of {self.size or "?"} and '
-                              f'{self.retries} resumes failed ({why})')
+                self.close_response()
+                raise OSError(f'{self.url}: stopped at byte {self.pos:,} of '
+                              f'{self.size if self.size is not None else "?"} and {self.retries} resumes '
+                              f'failed ({why})')
             self.close_response()
-            time.sleep(self.backoff * (1 << (failures - 1)))
+            self._wait(self.backoff * (1 << (failures - 1)))
             self.resumes += 1
             try:
-                self._open()
-            except FileNotFoundError:
+                self._open(first=False)
+                error = None
+            except (FileNotFoundError, self.Changed, self.DeadlineExceeded):
                 raise
-            except OSError as e:  # the next attempt reports it if it persists
-                error = e
-                self._resp = None
-                if failures >= self.retries:
-                    raise
+            except (OSError, http.client.HTTPException) as e:
+                error = e           # the next attempt reports it if it persists
 
     def readinto(self, b) -> int:
         data = self.read(len(b))

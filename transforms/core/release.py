@@ -4,13 +4,17 @@ known), and which build flag a release folder fills in. Pure Python: no Beam, no
 Checksums: ``features.tar.gz`` as stated by two independent download scripts (the issue that asked for this
 command); the CSVs, class index, ontology and ``mid_to_display_name.tsv`` as the byte copies in
 /work/shared/data/audioset (SOURCES.md: identical in several unrelated repositories). Files without a known
-checksum are checked against the length the server announces and recorded with the sha256 computed here.
+checksum are checked against the length the server announces and by their format (release_formats.py: a
+segment CSV's row count against its ``num_segs``, the strong TSVs' header, no HTML page, valid UTF-8, a
+final newline), and recorded with the sha256 computed here.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
+
+from transforms.core import release_formats
 
 MIRRORS = ('us', 'eu', 'asia')
 GOOGLE_BASE = 'https://storage.googleapis.com/{mirror}_audioset/youtube_corpus'
@@ -72,15 +76,24 @@ def select(groups: Iterable[str]) -> list[ReleaseFile]:
     return [f for f in FILES if f.group in wanted]
 
 
-def verify(f: ReleaseFile, size: int, sha256: str, announced: int | None = None) -> str | None:
-    """Why a downloaded file is not ``f``, or None: its size against the known size and the length the
-    server announced, its sha256 against the known one."""
-    for what, want in (('the release', f.size), ('the server\'s Content-Length', announced)):
-        if want is not None and size != want:
-            return f'{size:,} bytes, but {what} says {want:,} (a cut or altered download)'
+def verify(f: ReleaseFile, size: int, sha256: str, announced: int | None = None,
+           format_problem: str | None = None) -> str | None:
+    """Why a downloaded file is not ``f``, or None: its size against the length the server announced, its
+    format (``format_problem``, from ``inspect``), its size and sha256 against the release's known ones."""
+    if announced is not None and size != announced:
+        return f'{size:,} bytes, but the server\'s Content-Length says {announced:,} (a cut or altered download)'
+    if format_problem:
+        return f'not {f.name} as released: {format_problem}'
+    if f.size is not None and size != f.size:
+        return f'{size:,} bytes, but the release says {f.size:,} (a cut or altered download)'
     if f.sha256 and sha256 != f.sha256:
         return f'sha256 {sha256}, expected {f.sha256}'
     return None
+
+
+def verified_by(f: ReleaseFile) -> str:
+    """What proves a file of the release whole once ``verify`` passed: 'sha256', else 'format'."""
+    return 'sha256' if f.sha256 else 'format'
 
 
 def sha256_of(read: Callable[[int], bytes], chunk: int = 8 << 20) -> tuple[int, str]:
@@ -90,6 +103,25 @@ def sha256_of(read: Callable[[int], bytes], chunk: int = 8 << 20) -> tuple[int, 
         h.update(data)
         n += len(data)
     return n, h.hexdigest()
+
+
+def inspect(name: str, read: Callable[[int], bytes], chunk: int = 8 << 20) -> tuple[int, str, str | None]:
+    """(bytes, hex sha256, format problem or None) of everything ``read`` returns, in one pass: the file is
+    read once however large, and to its end even when its format fails early (the sha256 is of all of it)."""
+    h, n = hashlib.sha256(), 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal n
+        while data := read(chunk):
+            h.update(data)
+            n += len(data)
+            yield data
+
+    stream = chunks()
+    problem = release_formats.problem(name, stream)
+    for _ in stream:    # what the format check did not need still counts in the sha256
+        pass
+    return n, h.hexdigest(), problem
 
 
 def release_flags(folder: str, exists: Callable[[str], bool]) -> dict[str, str]:
