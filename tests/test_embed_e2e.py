@@ -9,9 +9,10 @@ import pyarrow.dataset as ds
 import pytest
 
 from pipelines import build_dataset, embed_audio
+from tests.accounting import from_output
 from tests.fixtures import SAMPLE, build_args, copy_sample
 from tests.strong_fixtures import oracle_frame_labels, write_strong_files
-from transforms.core.vggish import fingerprint, write_random_weights
+from transforms.core.vggish import Postprocessor, audio_to_examples, fingerprint, load_vggish, write_random_weights
 
 CLIPS = sorted((SAMPLE / 'audio' / 'bal_train').glob('*.mp3'))
 
@@ -54,7 +55,10 @@ def test_bundled_clips_are_embedded_labelled_and_match_the_export_cli(weights, i
     manifest = build_dataset.run(build_args(inputs, out, '--audio_manifest',
                                             str(SAMPLE / 'audio' / 'bal_train' / 'manifest.csv'), *flags,
                                             '--strong_labels', str(strong.dir)))
-    assert manifest['audio']['adds_up'] and manifest['audio']['embedded'] == 10
+    got = from_output(out)['audio']   # files in = computed clips + audio dead letters, recounted from the output
+    assert manifest['audio']['files_in'] == len(lines) == 10 == got['computed'] + got['dead_letters']
+    assert (manifest['audio']['segments_out'], manifest['audio'].get('dead_letters', 0)) == (got['computed'], 0)
+    assert manifest['audio']['embedded'] == 10
     assert manifest['strong']['train']['segments_joined'] == 10
     # Each clip is read twice (released and computed): its events count once.
     assert manifest['strong']['train']['events_attached'] == len(strong.train)
@@ -91,6 +95,12 @@ def test_bundled_clips_are_embedded_labelled_and_match_the_export_cli(weights, i
     exported = np.load(npz / f'{CLIPS[0].stem}.npz')['quantized']
     got = np.frombuffer(computed[CLIPS[0].stem]['embedding'], np.uint8).reshape(-1, 128)
     assert np.array_equal(got, exported)
+    # Every clip, not just the first of an inference batch, against the model run on that clip alone.
+    model, post = load_vggish(files.checkpoint, batch_size=64), Postprocessor(files.pca_params)
+    for clip in CLIPS:
+        alone = post.quantize(model(audio_to_examples(clip.read_bytes(), name=str(clip))))
+        got = np.frombuffer(computed[clip.stem]['embedding'], np.uint8).reshape(-1, 128)
+        assert np.array_equal(got, alone), clip.name
 
 
 def test_bad_audio_is_dead_lettered_and_unlabelled_clips_can_be_kept(weights, inputs, tmp_path):
@@ -114,6 +124,8 @@ def test_bad_audio_is_dead_lettered_and_unlabelled_clips_can_be_kept(weights, in
                     ('no_segment_in_name.wav', 'discover-audio', 'bad-file-name'),
                     ('short123456_0_10.wav', 'embed-audio', 'too-short')]
     assert manifest['audio']['files_in'] == 6 and manifest['audio']['segments_out'] == 1
+    got = from_output(out)['audio']
+    assert (got['computed'], got['dead_letters']) == (1, 5) and manifest['audio'].get('dead_letters', 0) == 5
     kept = build_dataset.run(build_args(inputs, tmp_path / 'kept', '--audio', str(audio), *flags,
                                         '--max_bad_fraction', '1', '--keep_unlabelled'))
     assert kept['audio']['segments_out'] == 2

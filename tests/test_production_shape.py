@@ -10,6 +10,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from pipelines import build_dataset
+from tests.accounting import assert_records_add_up, records_by_split
 from tests.fixtures import build_args, copy_sample, write_shard
 
 FOLDERS = {'eval': 'eval', 'bal_train': 'balanced_train', 'unbal_train': 'unbalanced_train'}
@@ -102,7 +103,10 @@ def test_production_shape_matches_an_independent_reading(inputs, tmp_path):
     dead = ds.dataset(tmp_path / 'multi' / 'dead_letters', format='parquet').to_table().to_pylist()
     assert [(d['reason'], d['source'].rsplit('/', 1)[1], d['record_index']) for d in dead] == [
         ('duplicate-segment', 'zz.tfrecord', 0)]
-    assert multi['splits']['eval']['adds_up'] and multi['splits']['eval']['dead_letters'] == 1
+    records_in = records_by_split(inputs / 'features')
+    assert records_in['eval'] == len({r[2] for r in expected if r[0] == 'eval'}) + duplicates
+    got = assert_records_add_up(tmp_path / 'multi', multi, records_in)
+    assert got['eval']['dead_letters'] == multi['splits']['eval']['dead_letters'] == 1
     # zz.tfrecord is named like a release shard but holds another prefix's id: counted, not silent.
     assert multi['splits']['eval']['shard_prefix_mismatches'] == 1
 

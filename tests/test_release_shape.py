@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks.make_release_corpus import make_corpus
 from pipelines import build_dataset
+from tests.accounting import assert_records_add_up, records_by_split
 
 CSVS = {'eval': 'eval_segments.csv', 'balanced_train': 'balanced_train_segments.csv',
         'unbalanced_train': 'unbalanced_train_segments.csv'}
@@ -45,9 +46,12 @@ def test_release_shaped_build_counts_exactly(corpora, tmp_path):
     per_label, per_split = _expected(corpora / 'prefix' / 'csv')
     manifest = _build(corpora / 'prefix', tmp_path / 'out', '--group_mb', '4')
     assert manifest['inputs']['shard_groups'] > 3   # unbal_train spans several groups, as at full scale
+    records_in = records_by_split(corpora / 'prefix' / 'audioset_v1_embeddings')
+    assert records_in == per_split   # every CSV row has one record, by a hand count of the shards' framing
+    got = assert_records_add_up(tmp_path / 'out', manifest, records_in)
     for split, n in per_split.items():
         s = manifest['splits'][split]
-        assert s['records_in'] == s['segments_out'] == n and s['dead_letters'] == 0 and s['adds_up']
+        assert s['records_in'] == s['segments_out'] == n and s['dead_letters'] == got[split]['dead_letters'] == 0
         assert s['labels_disagree'] == 0
         assert manifest['csv'][split]['rows_missing_features'] == 0
         assert manifest['partition_rows'][split] == per_label[split]
