@@ -264,3 +264,19 @@ def test_members_that_are_no_shard_stream_past_unheld(release, tmp_path):
         ('member-too-large', 'audioset_v1_embeddings/eval/zz.tfrecord', -(-size // 1500))]
     groups = [o for o in out if not hasattr(o, 'tag')]
     assert [g.paths for g in groups] == [(f'{path}:audioset_v1_embeddings/eval/{shard.name}',)]
+
+
+@pytest.mark.parametrize('cut', ['lines', 'mid-line'])
+def test_a_segment_csv_cut_short_fails_whatever_the_threshold(release, tmp_path, cut):
+    inputs, tarball = release
+    segments = tmp_path / 'segments'
+    shutil.copytree(inputs / 'segments', segments)
+    csv = segments / 'eval_segments.csv'
+    data = csv.read_bytes()
+    # one line fewer than num_segs says (well within --max_bad_fraction), or cut inside its last line
+    csv.write_bytes(data[:data.rindex(b'\n', 0, len(data) - 1) + 1] if cut == 'lines' else data[:-5])
+    args = _args(inputs, tmp_path / 'out', tarball, '--max_bad_fraction', '1')
+    args[args.index('--segments_dir') + 1] = str(segments)
+    message = _fails(args)
+    assert f'{csv}: truncated-csv: ' in message
+    assert ('fewer than its header\'s num_segs' if cut == 'lines' else 'no newline') in message

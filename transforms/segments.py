@@ -53,7 +53,8 @@ class _ParseCsvFn(beam.DoFn):
     def process(self, split_and_path: tuple[str, str]):
         started = time.perf_counter()
         split, path = split_and_path
-        parsed = parse_segments_csv(fileio.read_bytes(path), path, split, self.vocab.known_mids)
+        data = fileio.read_bytes(path)
+        parsed = parse_segments_csv(data, path, split, self.vocab.known_mids)
         self.rows.inc(parsed.lines)
         self.bad.inc(len(parsed.dead_letters))
         for i, row in enumerate(parsed.dead_letters):
@@ -72,6 +73,14 @@ class _ParseCsvFn(beam.DoFn):
         stats.bump(st, 'csv', split, 'duplicate_labels_removed', parsed.duplicate_labels)
         if parsed.declared_rows is not None:
             stats.bump(st, 'csv', split, 'rows_declared_in_header', parsed.declared_rows)
+            # A release CSV proves it is whole by its header's num_segs and its final newline; one that
+            # falls short was cut (a partial download), and a partial input never builds "complete".
+            short = parsed.declared_rows - parsed.lines
+            if short > 0 or (data and not data.endswith(b'\n')):
+                why = (f'{parsed.lines:,} data lines, {short:,} fewer than its header\'s num_segs='
+                       f'{parsed.declared_rows:,}' if short > 0 else 'its last line has no newline')
+                st['incomplete_inputs'] = [{'source': path, 'reason': 'truncated-csv', 'records_estimated': 0,
+                                            'error': f'{why}: the file was cut short (a partial download?)'}]
         stats.bump(st, 'timings', 'parse_csv', time.perf_counter() - started)
         yield beam.pvalue.TaggedOutput('stats', st)
         log.info('read %s: %d rows, %d rejected', path, parsed.lines, len(parsed.dead_letters))
