@@ -88,3 +88,36 @@ def test_rebuilds_publish_prune_and_survive_failures(tmp_path):
 def test_output_flags_are_exclusive(tmp_path):
     with pytest.raises(SystemExit, match='exactly one'):
         build_dataset.run(['--output_dir', str(tmp_path), '--output_root', str(tmp_path)])
+
+
+def test_latest_json_moves_only_after_the_manifest_is_complete(tmp_path, monkeypatch):
+    """Watched at the file system: whenever a file is renamed onto latest.json (how it is replaced, atomically),
+    the manifest it points at must already be on disk, complete, and final; and it must be renamed there at
+    least once. In-process (one worker), so the watch sees the seal."""
+    import os
+    inputs = copy_sample(tmp_path / 'in', splits=('eval',), shards_per_split=10)
+    root = tmp_path / 'root'
+    seen = []
+
+    def watch(real):
+        def renamed(src, dst, *args, **kwargs):
+            if os.path.basename(os.fspath(dst)) == 'latest.json':
+                pointer = json.loads(pathlib.Path(src).read_bytes())
+                manifest = pathlib.Path(pointer['manifest'])
+                assert manifest.is_file(), f'latest.json moved to {pointer["run_id"]} before {manifest} existed'
+                seen.append((pointer, manifest.read_bytes()))
+            return real(src, dst, *args, **kwargs)
+        return renamed
+    monkeypatch.setattr(os, 'replace', watch(os.replace))
+    monkeypatch.setattr(os, 'rename', watch(os.rename))
+    manifest = _rebuild(inputs, root, 'r1', '--direct_num_workers', '1')
+    monkeypatch.undo()
+    assert len(seen) == 1, 'latest.json was never replaced by a rename (or more than once)'
+    pointer, at_the_time = seen[0]
+    assert pointer['run_id'] == 'r1' and pointer['manifest'] == str(root / 'runs' / 'r1' / 'manifest.json')
+    assert json.loads((root / 'latest.json').read_text()) == pointer
+    on_disk = (root / 'runs' / 'r1' / 'manifest.json').read_bytes()
+    assert at_the_time == on_disk   # the manifest was final when the pointer moved: not rewritten after
+    body = json.loads(at_the_time)
+    assert body['status'] == 'complete' and body['run_id'] == 'r1' and body['finished'] == pointer['finished']
+    assert body['splits']['eval']['segments_out'] == manifest['splits']['eval']['segments_out'] > 0
