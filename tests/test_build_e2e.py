@@ -173,3 +173,52 @@ def test_cli_help_and_errors(capsys):
         build_dataset.run(['--output_dir', 'x', '--max_bad_fraction', '2'])
     with pytest.raises(ValueError, match='--features_dir /nonexistent: no such folder'):
         build_dataset.run(['--output_dir', 'x', '--features_dir', '/nonexistent'])
+
+
+def test_class_table_depth_and_counts_against_an_ontology_walk(sample_build):
+    """classes.parquet, every class: depth = fewest edges from a root (a class no other lists as a child),
+    by breadth-first search over ontology.json's child_ids; segments_<split> = segments with the class among
+    their labels; segments_with_descendants_<split> = segments with a label in the class's subtree (the class
+    or any descendant, walking child_ids down), over each segment once (is_primary)."""
+    import collections
+    import json
+    out, _ = sample_build
+    nodes = json.loads((SAMPLE / 'ontology.json').read_text())
+    children = {n['id']: n.get('child_ids', []) for n in nodes}
+    roots = [m for m in children if not any(m in c for c in children.values())]
+    depth, frontier = {m: 0 for m in roots}, list(roots)
+    while frontier:
+        nxt = []
+        for m in frontier:
+            for c in children[m]:
+                if c not in depth:
+                    depth[c] = depth[m] + 1
+                    nxt.append(c)
+        frontier = nxt
+
+    def subtree(mid):
+        seen, stack = {mid}, [mid]
+        while stack:
+            for c in children[stack.pop()]:
+                if c not in seen:
+                    seen.add(c)
+                    stack.append(c)
+        return seen
+    segments = collections.defaultdict(list)
+    for r in ds.dataset(out / 'clips', partitioning='hive').to_table(
+            filter=ds.field('is_primary'), columns=['split', 'labels']).to_pylist():
+        segments[r['split']].append(set(r['labels']))
+    classes = pq.read_table(out / 'classes.parquet').to_pylist()
+    assert [c['mid'] for c in classes] == [n['id'] for n in nodes]
+    assert sorted({c['depth'] for c in classes}) == list(range(max(depth.values()) + 1)) and min(depth.values()) == 0
+    assert {c['mid'] for c in classes if c['depth'] == 0} == set(roots)
+    nonzero = 0
+    for c in classes:
+        mid, below = c['mid'], subtree(c['mid'])
+        assert c['depth'] == depth[mid], mid
+        for split, labels in segments.items():
+            assert c[f'segments_{split}'] == sum(mid in ls for ls in labels), (mid, split)
+            expected = sum(not ls.isdisjoint(below) for ls in labels)
+            assert c[f'segments_with_descendants_{split}'] == expected, (mid, split)
+            nonzero += expected > c[f'segments_{split}']
+    assert nonzero > 100   # the roll-up really adds descendants' segments for many classes
