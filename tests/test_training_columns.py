@@ -60,6 +60,30 @@ def test_label_indices_make_multi_hot_targets_in_one_operation(build):
     assert targets.sum() == sum(len(ls) for ls in labels)
 
 
+def test_reading_helper_targets_are_float32_multi_hot_from_the_class_index(build):
+    """load_split, iter_batches and tf_dataset: targets [n, 527] float32 (what a Keras or PyTorch model
+    takes without a cast, and half of float64's memory: the full release's targets are 4.3 GB as float32),
+    each row 1 exactly at its labels' class_labels_indices.csv positions (csv module and clips, not ours)."""
+    from audioset_beam import iter_batches, load_split, tf_dataset
+    out, _, _ = build
+    index = _class_index()
+    rows = ds.dataset(out / 'clips', partitioning='hive').to_table(
+        filter=ds.field('is_primary') & (ds.field('split') == 'balanced_train'), columns=['segment_id', 'labels'])
+    labels = dict(zip(rows['segment_id'].to_pylist(), rows['labels'].to_pylist()))
+    a = load_split(out, 'balanced_train')
+    assert len(index) == 527 and a.targets.dtype == np.float32 and a.targets.shape == (len(labels), 527)
+    expected = np.zeros(a.targets.shape, np.float32)
+    for i, seg in enumerate(a.segment_ids):
+        expected[i, [index[m] for m in labels[seg]]] = 1
+    np.testing.assert_array_equal(a.targets, expected)
+    batches = list(iter_batches(out, 'balanced_train', 500))
+    assert {b['targets'].dtype for b in batches} == {np.dtype(np.float32)}
+    assert sum(len(b['targets']) for b in batches) == len(labels)
+    import tensorflow as tf
+    spec = tf_dataset(out, 'balanced_train', 500).element_spec['targets']
+    assert spec.dtype == tf.float32 and spec.shape.as_list() == [None, 527]
+
+
 def test_sampling_weights_follow_the_ast_formula_over_the_built_segments(build):
     out, _, _ = build
     t = ds.dataset(out / 'clips', partitioning='hive').to_table(
