@@ -280,3 +280,40 @@ def test_a_segment_csv_cut_short_fails_whatever_the_threshold(release, tmp_path,
     message = _fails(args)
     assert f'{csv}: truncated-csv: ' in message
     assert ('fewer than its header\'s num_segs' if cut == 'lines' else 'no newline') in message
+
+
+class _StallHandler(http.server.BaseHTTPRequestHandler):
+    """Sends the headers and the first bytes of the tarball, then nothing (the connection stays open)."""
+    body = b''
+
+    def log_message(self, *args):
+        pass
+
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(self.body)))
+        self.end_headers()
+
+    def do_GET(self):
+        self.do_HEAD()
+        self.wfile.write(self.body[:1000])
+        self.wfile.flush()
+        threading.Event().wait(30)
+
+
+def test_a_stalled_server_fails_by_the_deadline(release, tmp_path):
+    import time
+    inputs, tarball = release
+    handler = type('H', (_StallHandler,), {'body': tarball.read_bytes()})
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f'http://127.0.0.1:{server.server_port}/features.tar.gz'
+        started = time.monotonic()
+        message = _fails(_args(inputs, tmp_path / 'out', url, '--http_timeout', '1', '--http_deadline', '3'))
+        took = time.monotonic() - started
+    finally:
+        server.shutdown()
+    assert f'{url}: unreadable: ' in message and 'deadline' in message, message
+    assert took < 25, took      # start-up and seal included; the stall itself ends at the 3 s deadline
