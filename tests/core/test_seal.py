@@ -227,3 +227,12 @@ def test_a_wrong_count_is_reported_before_too_much_bad_input(run):
     run.stats['splits']['eval']['records_in'] = 101
     with pytest.raises(BuildFailed, match='counts do not add up'):
         run.seal(0.05)
+
+
+def test_an_input_not_read_whole_fails_whatever_the_threshold(run):
+    # A reader that saw a stream cut short (here a CSV short of its num_segs) says so in incomplete_inputs:
+    # the seal refuses even when the counts add up and any fraction of bad input is allowed.
+    run.stats['incomplete_inputs'] = [{'source': 'eval_segments.csv', 'reason': 'truncated-csv',
+                                       'records_estimated': 0, 'error': '29 data lines, 1 fewer than num_segs=30'}]
+    with pytest.raises(BuildFailed, match=r'(?s)not read whole.*eval_segments.csv: truncated-csv: 29 data lines'):
+        run.seal(max_bad_fraction=1.0)
