@@ -130,7 +130,8 @@ def refuse_links(dest: str, files: list[release.ReleaseFile]) -> None:
         names += [f.name, f.name + '.part', f.name + '.part' + STATE, os.path.join(REJECTED, f.name)]
     links = [n for n in names if os.path.islink(os.path.join(dest, n))]
     if links:
-        raise cli.InputError(f'--dest {dest}: {", ".join(links)} {"is a symbolic link" if len(links) == 1 else "are symbolic links"}; '
+        what = 'is a symbolic link' if len(links) == 1 else 'are symbolic links'
+        raise cli.InputError(f'--dest {dest}: {", ".join(links)} {what}; '
                              'fetch_release writes only regular files inside --dest and never through a link: '
                              'remove the link (and copy its target in, if you meant it) and rerun')
     rejected = os.path.join(dest, REJECTED)
@@ -193,14 +194,6 @@ def _progress(name: str, total: int | None, initial: int):
                 file=sys.stderr, disable=None, leave=False)
 
 
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def fetch_one(f: release.ReleaseFile, url: str, dest: str, retries: int, retry_wait: float, timeout: float,
               deadline: float | None = None) -> dict:
     """Downloads (or resumes) one file and verifies it; returns its manifest entry. Raises InputError
@@ -255,9 +248,8 @@ def fetch_one(f: release.ReleaseFile, url: str, dest: str, retries: int, retry_w
         raise cli.InputError(f'{f.name} from {url}: refused: {problem}. It is kept in {rejected} to inspect, not '
                              f'to build from; rerun the same command to download it again (refused again: that '
                              f'server does not serve Google\'s file, try another --mirror or --base_url)')
-    os.replace(part, final)
+    os.replace(part, final)     # made durable with the manifest that records it (replace_durably syncs dest)
     os.remove(state_path)
-    _fsync_dir(dest)
     st = os.stat(final)
     return {'url': url, 'size': size, 'sha256': digest, 'verified': release.verified_by(f),
             'content_length': src.size, 'validator': src.validator, 'fetched_at': _now(),

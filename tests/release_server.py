@@ -26,7 +26,9 @@ class ReleaseServer:
     ``stall``: headers, then nothing until the server stops; ``trickle``: path -> seconds between single
     bytes; ``html_200``: an HTML error page with status 200 instead of the file; ``short_length``: a
     Content-Length of half the body, then the whole body; ``no_length``: no Content-Length, the end of the
-    body is the end of the connection; ``ignore_range``: Range is ignored (always 200, whole body).
+    body is the end of the connection; ``ignore_range``: Range is ignored (always 200, whole body);
+    ``ignore_if_range``: If-Range is ignored (the range is served from the version there now, as a careless
+    server or proxy does).
 
     ``validators``: which the server sends: 'both' (ETag and Last-Modified, as GCS does), 'etag',
     'last-modified', 'weak-etag' (a weak ETag and Last-Modified) or 'none'. If-Range is honoured: a Range
@@ -46,6 +48,7 @@ class ReleaseServer:
         self.short_length: set[str] = set()
         self.no_length: set[str] = set()
         self.ignore_range: set[str] = set()
+        self.ignore_if_range: set[str] = set()
         self.validators = 'both'
         self.requests: list[tuple[str, str | None]] = []
         self.log: list[dict] = []
@@ -86,7 +89,8 @@ class ReleaseServer:
                     data = HTML_PAGE
                 validators = server.validator_headers(path, data)
                 m = re.fullmatch(r'bytes=(\d+)-', rng or '')
-                if path in server.ignore_range or (if_range is not None and if_range not in validators.values()):
+                if path in server.ignore_range or (if_range is not None and if_range not in validators.values()
+                                                   and path not in server.ignore_if_range):
                     m = None        # no ranges here, or another version than the client's: the whole body
                 headers = dict(validators)
                 start = 0

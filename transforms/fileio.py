@@ -174,8 +174,8 @@ class HttpReader(io.RawIOBase):
     (HTTP 200: its ETag or Last-Modified changed) or with another length raises ``HttpReader.Changed``:
     bytes of two versions are never joined. ``deadline_s`` bounds the whole transfer, resumes and waits
     included (a server trickling a byte at a time never trips ``timeout``): past it ``read`` raises
-    ``HttpReader.DeadlineExceeded`` (a TimeoutError) naming the URL, the bytes received and the deadline (checked between receives, so it
-    fires at most ``timeout`` late).
+    ``HttpReader.DeadlineExceeded`` (a TimeoutError) naming the URL, the bytes received and the deadline
+    (checked between receives, so it fires at most ``timeout`` late).
 
     ``start`` > 0 continues a partial copy: with ``validator`` (the ETag or Last-Modified recorded when
     that copy began) the first request carries ``If-Range``, and a server whose resource changed sends it
@@ -210,6 +210,7 @@ class HttpReader(io.RawIOBase):
         self.resumes = 0
         self._resp = None
         self._done = False      # a range request found nothing left to read (HTTP 416 at the end)
+        self._failed: OSError | None = None     # raised by the next read: the bytes before it were returned
         self._open(first=True)
 
     # -- requests --
@@ -221,7 +222,7 @@ class HttpReader(io.RawIOBase):
         return headers.get('Last-Modified')
 
     def _differs(self, headers) -> bool:
-        """Whether a response's validator of the kind ``validator`` is proves another version."""
+        """Whether a response's validator (of the kind of ``validator``) proves another version."""
         if not self.validator or headers is None:
             return False
         theirs = headers.get('ETag') if self.validator.startswith(('"', 'W/')) else headers.get('Last-Modified')
@@ -304,8 +305,9 @@ class HttpReader(io.RawIOBase):
     def _check_deadline(self) -> None:
         if self._deadline is not None and self._left() <= 0:
             self.close_response()
-            raise self.DeadlineExceeded(f'{self.url}: not downloaded within its deadline of {self.deadline_s:g} s '
-                               f'({self.pos:,} of {self.size if self.size is not None else "?"} bytes received)')
+            raise self.DeadlineExceeded(
+                f'{self.url}: not downloaded within its deadline of {self.deadline_s:g} s ({self.pos:,} of '
+                f'{self.size if self.size is not None else "?"} bytes received)')
 
     def _wait(self, seconds: float) -> None:
         import time
@@ -320,11 +322,33 @@ class HttpReader(io.RawIOBase):
         return True
 
     def read(self, n: int = -1) -> bytes:
-        """Up to ``n`` bytes (fewer whenever fewer have arrived: one receive, so the deadline is checked
-        between receives); b'' at the end. ``n`` < 0: everything left."""
-        import http.client
+        """``n`` bytes, fewer only at the end (b'': the end); ``n`` < 0: everything left. Received one
+        receive at a time, with the deadline checked between receives. When the transfer fails (retries
+        spent, the deadline, a changed resource) what arrived before is returned and the next call raises."""
         if n is None or n < 0:
             return b''.join(iter(lambda: self.read(1 << 20), b''))
+        parts, got = [], 0
+        while got < n:
+            try:
+                data = self.read1(n - got)
+            except OSError as e:
+                if not parts:
+                    raise
+                self._failed = e
+                break
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        return b''.join(parts)
+
+    def read1(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes from one receive (resuming first when the connection failed); b'' at the end."""
+        import http.client
+        if self._failed is not None:
+            raise self._failed
+        if n is None or n < 0:
+            n = 1 << 20
         failures, error = 0, None
         while True:
             self._check_deadline()
