@@ -416,12 +416,15 @@ def http_size(url: str, timeout: float = 10) -> int | None:
         raise OSError(f'{url}: {getattr(e, "reason", e)}') from None
 
 
-def open_stream(path: str):
+def open_stream(path: str, timeout: float | None = None, deadline_s: float | None = None):
     """A readable binary stream of a local file, a gs:// object (anonymous when no credentials are
-    configured) or an http(s):// URL (resumed with Range requests when a connection drops). The caller
-    closes it."""
+    configured) or an http(s):// URL (resumed with Range requests when a connection drops; ``timeout``:
+    seconds without data before a resume, ``deadline_s``: for the whole transfer). The caller closes it."""
     if path.startswith(('http://', 'https://')):
-        return HttpReader(path)
+        kwargs = {'timeout': timeout} if timeout else {}
+        if deadline_s:
+            kwargs['deadline_s'] = deadline_s
+        return HttpReader(path, **kwargs)
     if path.startswith('gs://'):
         return _gcs_blob(path).open('rb', chunk_size=8 << 20)
     return open(path, 'rb')
