@@ -9,6 +9,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from pipelines import build_dataset
+from tests.accounting import from_output, records_by_split
 from tests.fixtures import build_args, copy_sample
 from transforms.core import tfrecord
 
@@ -36,12 +37,14 @@ def test_bad_files_are_named_and_never_hang(inputs, tmp_path):
     (folder / 'text.tfrecord').write_text('this is not a TFRecord file\n' * 100)
     manifest = build_dataset.run(build_args(inputs, tmp_path / 'out', '--max_bad_fraction', '1'))
     s = manifest['splits']['unbalanced_train']
-    assert s['adds_up'] and s['segments_out'] == 650
+    got = from_output(tmp_path / 'out')['unbalanced_train']     # recounted from clips/ and dead_letters/
+    assert got['segments_out'] == s['segments_out'] == 650 and got['clip_rows'] == got['label_pairs']
     dead = _dead(tmp_path / 'out')
     assert [d[:2] for d in dead] == [('dangling.tfrecord', 'unreadable-file'), ('dir.tfrecord', 'unreadable-file'),
                                      ('empty.tfrecord', 'empty-file'), ('fifo.tfrecord', 'unreadable-file'),
                                      ('text.tfrecord', 'not-a-tfrecord')]
-    assert s['records_in'] == 650 + sum(d[2] for d in dead) and dead[-1][3]   # the text file: estimated records
+    assert s['records_in'] == 650 + sum(d[2] for d in dead) == got['segments_out'] + got['dead_letters']
+    assert dead[-1][3]   # the text file: estimated records
     assert records > 0
 
 
@@ -50,6 +53,7 @@ def test_a_damaged_stretch_counts_as_the_records_it_hid(inputs, tmp_path):
     records after it are kept with exact offsets, and the record it hid counts as a dead letter record."""
     shard = sorted((inputs / 'features' / 'unbal_train').glob('*.tfrecord'))[0]
     data = bytearray(shard.read_bytes())
+    original = records_by_split(inputs / 'features')['unbalanced_train']   # by hand, before the damage
     units = list(tfrecord.iter_records(bytes(data)))
     victim = units[len(units) // 2]
     header = struct.pack('<Q', 1 << 40)
@@ -57,7 +61,9 @@ def test_a_damaged_stretch_counts_as_the_records_it_hid(inputs, tmp_path):
     shard.write_bytes(bytes(data))
     manifest = build_dataset.run(build_args(inputs, tmp_path / 'out'))
     s = manifest['splits']['unbalanced_train']
-    assert s['adds_up'] and s['segments_out'] == 649 and s['dead_letters'] == 1
+    got = from_output(tmp_path / 'out')['unbalanced_train']
+    assert got['segments_out'] == s['segments_out'] == 649 and got['dead_letters'] == s['dead_letters'] == 1
+    assert original == 650 and s['records_in'] == 650     # the hidden record counted once
     assert _dead(tmp_path / 'out') == [(shard.name, 'implausible-length', 1, True)]
     clips = ds.dataset(tmp_path / 'out' / 'clips', format='parquet', partitioning='hive').to_table(
         filter=ds.field('is_primary') & (ds.field('source_file') == str(shard)))

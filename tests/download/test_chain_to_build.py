@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 from pipelines import build_dataset, download_audio
 from tests.download import media_files
 from tests.download.test_download_e2e import CONTENT_TYPE, FAST
+from tests.accounting import from_output
 from tests.fixtures import build_args, copy_sample
 from transforms.core.vggish import write_random_weights
 
@@ -29,7 +30,7 @@ def test_downloaded_clips_feed_the_embedding_stage(tmp_path, server):
     second = build_dataset.run(build_args(inputs, tmp_path / 'out2', '--audio', str(audio),
                                           '--vggish_checkpoint', weights.checkpoint,
                                           '--vggish_pca_params', weights.pca_params))
-    assert second['audio']['embedded'] == 2 and second['audio']['adds_up']
+    assert second['audio']['embedded'] == 2 and from_output(tmp_path / 'out2')['audio']['computed'] == 2
     assert second['csv']['eval']['rows_missing_features'] == first['csv']['eval']['rows_missing_features'] - 2
     computed = ds.dataset(tmp_path / 'out2' / 'clips', partitioning='hive').to_table(
         filter=(ds.field('embedding_source') == 'computed') & ds.field('is_primary')).to_pylist()
