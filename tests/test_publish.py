@@ -302,3 +302,12 @@ def test_gcs_live_run_is_not_pruned(gcs):
             _kill(alive)
     names = {b.name for b in gcs.list_blobs('rebuilds', prefix='live/runs/')}
     assert names == {'live/runs/c/manifest.json'}
+
+
+def test_a_run_without_its_manifest_is_never_published(tmp_path):
+    root = str(tmp_path)
+    _complete(root, 'a')
+    publish.Publish(root, 'a', keep_runs=5)(MANIFEST)
+    with pytest.raises(RuntimeError, match='manifest.json: missing'):
+        publish.Publish(root, 'b', keep_runs=5)(MANIFEST)
+    assert publish.read_pointer(root)['run_id'] == 'a'

@@ -351,6 +351,9 @@ class Publish:
 
     def __call__(self, manifest: dict) -> Published:
         run_dir = _run_dir(self.output_root, self.run_id)
+        if not fileio.exists(layout.join(run_dir, layout.MANIFEST_FILE)):
+            # latest.json must never point at a run without its manifest (readers trust the pointer).
+            raise RuntimeError(f'{layout.join(run_dir, layout.MANIFEST_FILE)}: missing; refusing to publish {run_dir}')
         moved, latest = swap_pointer(self.output_root, {
             'run_id': self.run_id, 'run_dir': run_dir, 'manifest': layout.join(run_dir, layout.MANIFEST_FILE),
             'finished': manifest['finished'], 'segments': {k: v['segments_out'] for k, v in manifest['splits'].items()},
