@@ -121,7 +121,7 @@ def oracle_frame_labels(events: list[tuple[int, int, str]], duration_ms: int, nu
 
 def write_tsv(path: pathlib.Path, header: str, rows: list[str]) -> pathlib.Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(header + '\n' + ''.join(r + '\n' for r in rows))
+    path.write_text(header + '\n' + ''.join(r + '\n' for r in rows), encoding='utf-8')
     return path
 
 
@@ -137,6 +137,8 @@ BAD_EVENT_LINES = [
     ('abc_1000\t-1.000\t1.000\t/m/09x0r', 'negative-time'),
     ('abc_1000\t2.000\t1.000\t/m/09x0r', 'end-before-start'),
     ('abc_1000\t0.000\t1.000\tspeech', 'bad-label'),
+    ('abc_1000\t0.000\t1.000\t/m/0notaclass', 'unknown-mid'),   # in neither the ontology nor the names file
+    ('abc_1000\t\u0663.000\t5.000\t/m/09x0r', 'bad-time'),          # Arabic-Indic 3: float() would take it
 ]
 BAD_FRAMED_LINES = [
     ('abc_1000\t0.000\t0.960\t/m/09x0r\tMAYBE', 'bad-present'),

@@ -3,7 +3,11 @@ segments of the bundled sample (plus segments the build does not have, and damag
 strong column, missing_strong/, the class counts and the manifest checked against the generator's own
 record of what it wrote and a plain-loop per-frame oracle (tests.strong_fixtures), not the build's code."""
 import collections
+import functools
+import http.server
 import json
+import shutil
+import threading
 
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -11,7 +15,8 @@ import pytest
 
 from pipelines import build_dataset, cli
 from tests.fixtures import SAMPLE
-from tests.strong_fixtures import EVAL, FRAMED, TRAIN, oracle_frame_labels, write_strong_files
+from tests.strong_fixtures import (EVAL, FRAMED, FRAMED_HEADER, HEADER, NAMES, TRAIN, oracle_frame_labels,
+                                   write_strong_files, write_tsv)
 
 ABSENT_TRAIN, ABSENT_EVAL = ('absentAAAAA_30000', 10.0), ('absentBBBBB_0', 10.0)
 
@@ -140,8 +145,23 @@ def test_damaged_strong_lines_are_dead_letters_with_file_and_line(build):
     want = sorted((f, n, why) for f in (TRAIN, FRAMED) for n, why in fx.bad_lines[f])
     assert got == want
     files = manifest['strong']['files']
-    assert files['train']['rows_rejected'] == len(fx.bad_lines[TRAIN])
-    assert files['train']['rows_ok'] == len(fx.train)
+    for role, file, good in (('train', TRAIN, len(fx.train)), ('eval', EVAL, len(fx.eval)),
+                             ('framed', FRAMED, len(fx.framed))):
+        assert files[role]['file'].endswith(file) and files[role]['dropped'] is None
+        assert files[role]['lines_rejected'] == len(fx.bad_lines[file])
+        assert files[role]['lines_in'] == good + len(fx.bad_lines[file]) and files[role]['rows_ok'] == good
+    assert files['names']['lines_in'] == files['names']['rows_ok'] == 456 and files['names']['lines_rejected'] == 0
+
+
+def test_a_mid_neither_the_ontology_nor_the_names_file_knows_is_a_dead_letter_not_a_class(build):
+    out, _, fx, _ = build
+    unknown = [(n, r) for n, r in fx.bad_lines[TRAIN] if r == 'unknown-mid']
+    dead = [r for r in pq.read_table(out / 'dead_letters').to_pylist() if r['reason'] == 'unknown-mid']
+    assert [(r['stage'], r['source'].rsplit('/', 1)[-1], r['line_number']) for r in dead] == \
+        [('parse-strong', TRAIN, n) for n, _ in unknown]
+    classes = pq.read_table(out / 'classes.parquet').to_pylist()
+    assert '/m/0notaclass' not in {c['mid'] for c in classes}
+    assert all(c['name'] for c in classes if c['strong_events_train'] or c['strong_events_eval'])
 
 
 def test_class_table_counts_strong_segments_and_events_per_split(build):
@@ -174,3 +194,93 @@ def test_a_folder_without_strong_files_is_a_clear_error(tmp_path, capsys):
     assert 'error:' in err and '--strong_labels' in err and 'audioset_train_strong.tsv' in err
     assert 'Traceback' not in err
     assert not (tmp_path / 'o' / 'manifest.json').exists()
+
+
+def _fail(tmp_path, capsys, strong_dir, *flags):
+    code = cli.cli_status(build_dataset._main, ['--output_dir', str(tmp_path / 'o'), '--strong_labels',
+                                                str(strong_dir), *flags])
+    return code, capsys.readouterr().err
+
+
+def test_strong_files_dropped_whole_fail_the_run_naming_each_file_and_why(build, tmp_path, capsys):
+    """No header, an extra column, nothing but garbage: each file is lost whole, so the run fails (exit 1)
+    with each named, though every other input is fine; each garbage line is still a dead letter."""
+    fx = build[2]
+    d = tmp_path / 'strong'
+    train = (fx.dir / TRAIN).read_text().splitlines()[1:]
+    write_tsv(d / TRAIN, train[0], train[1:])                                      # no header
+    write_tsv(d / EVAL, HEADER + '\tcomment', [r + '\tx' for r in (fx.dir / EVAL).read_text().splitlines()[1:]])
+    write_tsv(d / FRAMED, FRAMED_HEADER, ['garbage', 'more\tgarbage', '<html>'])  # nothing parseable
+    shutil.copyfile(fx.dir / NAMES, d / NAMES)
+    code, err = _fail(tmp_path, capsys, d)
+    assert code == cli.EXIT_FAILED and 'Traceback' not in err
+    assert f'{d / TRAIN}: AudioSet Strong file not used at all: bad header' in err
+    assert f'{d / EVAL}: AudioSet Strong file not used at all: bad header' in err and '(5 fields)' in err
+    assert f'{d / FRAMED}: AudioSet Strong file not used at all: none of its 3 lines is usable' in err
+    assert not (tmp_path / 'o' / 'manifest.json').exists()
+    dead = pq.read_table(tmp_path / 'o' / 'dead_letters').to_pylist()
+    got = sorted((r['source'].rsplit('/', 1)[-1], r['line_number'], r['reason']) for r in dead
+                 if r['stage'] == 'parse-strong')
+    assert got == sorted([(TRAIN, 1, 'bad-header'), (EVAL, 1, 'bad-header'), (FRAMED, 2, 'bad-field-count'),
+                          (FRAMED, 3, 'bad-field-count'), (FRAMED, 4, 'bad-field-count')])
+
+
+def test_strong_lines_count_against_max_bad_fraction(build, tmp_path, capsys):
+    """The fixture's train file has 9 bad lines of 924 (~1%): fine at 0.05, a failure at 0.005."""
+    fx = build[2]
+    rejected = len(fx.bad_lines[TRAIN])
+    code, err = _fail(tmp_path, capsys, fx.dir, '--max_bad_fraction', '0.005')
+    lines = len(fx.train) + rejected
+    assert code == cli.EXIT_FAILED and 'Traceback' not in err
+    assert f'{fx.dir / TRAIN}: {rejected} of {lines} lines rejected ({rejected / lines:.1%})' in err
+    assert str(fx.dir / FRAMED) not in err   # 3 of 795 lines: under 0.005
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """(folder served, its URL) over a loopback HTTP server: HEAD and GET of files, 404 otherwise, no listing
+    needed."""
+    root = tmp_path / 'www'
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(_QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f'http://127.0.0.1:{server.server_address[1]}'
+    server.shutdown()
+    server.server_close()
+
+
+def test_strong_labels_over_http_build_the_same_clips_and_classes(build, http_root, tmp_path):
+    local_out, local_manifest, fx, _ = build
+    root, url = http_root
+    shutil.copytree(fx.dir, root / 'strong')
+    out = tmp_path / 'o'
+    assert cli.cli_status(build_dataset._main, ['--output_dir', str(out), '--strong_labels', f'{url}/strong']) == 0
+    manifest = json.loads((out / 'manifest.json').read_text())
+    assert manifest['inputs']['strong_labels']['files'] == {
+        role: f'{url}/strong/{name}' for role, name in (('train', TRAIN), ('eval', EVAL), ('framed', FRAMED),
+                                                          ('names', NAMES))}
+    columns = ['strong_events', 'frame_labels', 'frame_positives_official', 'frame_negatives']
+    key = lambda r: (r['segment_id'], r['split'])  # noqa: E731
+    assert sorted(_clips(out, columns), key=key) == sorted(_clips(local_out, columns), key=key)
+    assert pq.read_table(out / 'classes.parquet') == pq.read_table(local_out / 'classes.parquet')
+    for role in ('train', 'eval', 'framed', 'names'):
+        got, want = manifest['strong']['files'][role], local_manifest['strong']['files'][role]
+        assert got['file'].startswith(url) and {**got, 'file': 0} == {**want, 'file': 0}
+    dead = [r for r in pq.read_table(out / 'dead_letters').to_pylist() if r['stage'] == 'parse-strong']
+    assert dead and all(r['source'].startswith(f'{url}/strong/') for r in dead)
+
+
+def test_strong_labels_over_http_without_the_files_or_the_server_is_a_clear_error(http_root, tmp_path, capsys):
+    root, url = http_root
+    (root / 'strong').mkdir()
+    code, err = _fail(tmp_path, capsys, f'{url}/strong')
+    assert code == cli.EXIT_INPUT and 'error: --strong_labels' in err and TRAIN in err and 'Traceback' not in err
+    code, err = _fail(tmp_path, capsys, 'http://127.0.0.1:9/strong')   # the discard port: nothing listens
+    assert code == cli.EXIT_INPUT and 'error: --strong_labels http://127.0.0.1:9/strong: cannot be read' in err
+    assert 'Traceback' not in err

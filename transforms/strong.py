@@ -15,6 +15,7 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.ipc as ipc
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
 
 from transforms import fileio
 from transforms.core import deadletter, layout, stats, strong
@@ -31,9 +32,18 @@ _lock = threading.Lock()
 
 
 def find_strong_files(directory: str) -> dict[str, str]:
-    """Role -> path of the AudioSet Strong files present in ``directory`` (local, gs:// or https://: each
-    known name is tried, nothing is listed)."""
-    return {role: path for role, name in FILES.items() if fileio.exists(path := layout.join(directory, name))}
+    """Role -> path of the AudioSet Strong files present in ``directory`` (local, gs:// or http(s)://: each
+    known name is probed with one bounded request, nothing is listed, since HTTP cannot list). A name that
+    is not there is left out; a server that cannot say (denied, timed out, HTTP 5xx) raises OSError."""
+    found = {}
+    for role, name in FILES.items():
+        path = layout.join(directory, name)
+        try:
+            fileio.size_of(path)
+        except FileNotFoundError:
+            continue
+        found[role] = path
+    return found
 
 
 def _write_arrow(path: str, table: pa.Table) -> None:
@@ -71,8 +81,15 @@ def load_strong(paths: dict) -> dict[str, StrongIndex]:
 
 
 class _ParseStrongFn(beam.DoFn):
-    def __init__(self, spill_dir: str):
-        self.spill_dir = spill_dir
+    def __init__(self, spill_dir: str, known_mids: frozenset[str] | None):
+        self.spill_dir, self.known_mids = spill_dir, known_mids
+        self.lines = Metrics.counter(self.__class__, 'strong-lines')
+        self.rejected = Metrics.counter(self.__class__, 'strong-lines-rejected')
+
+    def _count(self, st: dict, role: str, file_stats: dict) -> None:
+        st.setdefault('strong', {}).setdefault('files', {})[role] = file_stats
+        self.lines.inc(file_stats['lines_in'])
+        self.rejected.inc(file_stats['lines_rejected'])
 
     def process(self, files: dict):
         started = time.perf_counter()
@@ -83,22 +100,22 @@ class _ParseStrongFn(beam.DoFn):
         if 'names' in files:
             parsed_names = strong.parse_display_names(fileio.read_bytes(files['names']), files['names'])
             names, dead = parsed_names.names, list(parsed_names.dead_letters)
+            self._count(st, 'names', parsed_names.stats(files['names']))
+        # A MID that neither the ontology nor the names file knows is a dead letter, not a nameless class.
+        known = frozenset(names) | (self.known_mids or frozenset())
         counts: dict = {}
         for role in ('train', 'eval', 'framed'):
             if role not in files:
                 continue
             path = files[role]
             parse = strong.parse_framed if role == 'framed' else strong.parse_events
-            parsed = parse(fileio.read_bytes(path), path, 'eval' if role == 'framed' else role)
+            parsed = parse(fileio.read_bytes(path), path, 'eval' if role == 'framed' else role, known or None)
             dead += parsed.dead_letters
             target = layout.join(self.spill_dir, 'strong', f'{role}.arrow')
             _write_arrow(target, parsed.table)
             out[role], out[f'{role}_source'] = target, path
             t = parsed.table
-            file_stats = {'file': path, 'lines': parsed.lines, 'rows_ok': t.num_rows,
-                          'rows_rejected': sum(r['records'] for r in parsed.dead_letters),
-                          'segments': len(pa.compute.unique(t['segment_id'])) if t.num_rows else 0}
-            st.setdefault('strong', {}).setdefault('files', {})[role] = file_stats
+            self._count(st, role, parsed.stats(path))
             if role != 'framed':
                 for row in strong.label_counts(t).to_pylist():
                     counts.setdefault(role, {})[row['label']] = {'segments': row['strong_segments'],
@@ -120,15 +137,20 @@ class ReadStrongLabels(beam.PTransform):
     """PBegin -> {'index': one dict of spill paths (see ``load_strong``), 'dead_letters', 'stats'}.
 
     ``files``: role -> path, from ``find_strong_files``. A line that cannot be used is a ``parse-strong``
-    dead letter with file and line (see transforms.core.strong)."""
+    dead letter with file and line (see transforms.core.strong), counted per file in ``stats['strong']
+    ['files'][role]`` (``lines_in``, ``lines_rejected``, ``dropped``: what the seal checks against
+    --max_bad_fraction, see ``strong.file_problems``). ``known_mids``: the ontology's and class index's
+    MIDs; an event whose MID is neither there nor in ``mid_to_display_name.tsv`` is an ``unknown-mid`` dead
+    letter (without either, MIDs are not checked)."""
 
-    def __init__(self, files: dict, spill_dir: str):
+    def __init__(self, files: dict, spill_dir: str, known_mids: frozenset[str] | None = None):
         super().__init__()
         self.files, self.spill_dir = dict(files), spill_dir
+        self.known_mids = frozenset(known_mids) if known_mids is not None else None
 
     def expand(self, pbegin):
         out = (pbegin
                | 'StrongFiles' >> beam.Create([self.files])
-               | 'ParseStrong' >> beam.ParDo(_ParseStrongFn(self.spill_dir)).with_outputs(
+               | 'ParseStrong' >> beam.ParDo(_ParseStrongFn(self.spill_dir, self.known_mids)).with_outputs(
                    'dead_letters', 'stats', main='index'))
         return {'index': out.index, 'dead_letters': out.dead_letters, 'stats': out.stats}

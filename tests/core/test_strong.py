@@ -273,3 +273,72 @@ def test_parser_agrees_with_a_plain_python_parse_at_scale():
         s, a, b, m = line.split('\t')
         want.append((s, round(float(a) * 1000), round(float(b) * 1000), m))
     assert events_of(parsed.table) == want
+
+
+@pytest.mark.parametrize('onset, offset', [('\u0663.000', '5.000'),      # Arabic-Indic 3: float() takes it
+                                           ('1.\u0665', '5.000'),        # Arabic-Indic 5 after the point
+                                           ('\uff13.0', '5.000'),         # fullwidth 3
+                                           ('1.000', '\u00b2'),           # superscript 2: float() refuses it
+                                           ('1.000', '\u0966\u0967.0')])  # Devanagari 01
+def test_times_are_ascii_digits_only(onset, offset):
+    parsed = strong.parse_events(tsv('a_0\t0.000\t1.000\t/m/09x0r', f'b_0\t{onset}\t{offset}\t/m/09x0r'), 't.tsv')
+    assert parsed.table['segment_id'].to_pylist() == ['a_0']
+    assert [(d['source'], d['line_number'], d['reason']) for d in parsed.dead_letters] == [('t.tsv', 3, 'bad-time')]
+
+
+def test_segment_start_in_unicode_digits_is_a_bad_segment_id():
+    parsed = strong.parse_events(tsv('a_\u0663000\t0.000\t1.000\t/m/09x0r'), 't.tsv')
+    assert parsed.table.num_rows == 0
+    assert [(d['line_number'], d['reason']) for d in parsed.dead_letters] == [(2, 'bad-segment-id')]
+
+
+GOOD = 'a_0\t0.000\t1.000\t/m/09x0r'
+
+
+@pytest.mark.parametrize('data, why', [
+    (b'', 'empty file'),
+    (b'\n\n', 'empty file'),
+    (f'{GOOD}\n{GOOD}\n'.encode(), 'bad header'),                                  # no header
+    (tsv(GOOD + '\tPRESENT', header=sf.FRAMED_HEADER), 'bad header'),              # an extra column
+    (tsv('garbage', 'more garbage\t1', 'x_0\t1\t2\t3\t4'), 'none of its 3 lines is usable'),
+    (tsv(GOOD + '\textra', GOOD + '\textra'), 'none of its 2 lines is usable'),    # extra column, header fine
+    (tsv('a_0\t0.000\t1.000\t/m/unknown'), 'none of its 1 lines is usable'),       # only an unknown MID
+])
+def test_a_file_with_nothing_usable_is_dropped_whole_and_counted_in_lines(data, why):
+    parsed = strong.parse_events(data, 't.tsv', known_mids=NAMES)
+    assert parsed.table.num_rows == 0 and parsed.dropped and why in parsed.dropped
+    st = parsed.stats('t.tsv')
+    assert st['dropped'] == parsed.dropped and st['rows_ok'] == 0
+    assert st['lines_rejected'] == st['lines_in'] == parsed.lines
+    # Every line is a dead letter naming the file and its line (a bad header stands for the lines after it).
+    assert all(d['source'] == 't.tsv' and d['line_number'] is not None for d in parsed.dead_letters
+               if d['reason'] != 'empty-file')
+
+
+def test_a_file_with_some_good_lines_is_not_dropped():
+    for data in (tsv(), tsv(GOOD, 'garbage')):    # header only: a file with no events is not damage
+        parsed = strong.parse_events(data, 't.tsv')
+        assert parsed.dropped is None and parsed.stats('t.tsv')['dropped'] is None
+    st = strong.parse_events(tsv(GOOD, 'garbage', GOOD, 'b_0\t2.000\t1.000\t/m/09x0r'), 't.tsv').stats('t.tsv')
+    assert st == {'file': 't.tsv', 'lines_in': 4, 'lines_rejected': 2, 'rows_ok': 2, 'segments': 1, 'dropped': None}
+
+
+def test_display_names_file_with_nothing_usable_is_dropped():
+    assert 'empty' in strong.parse_display_names(b'\n', 'n.tsv').dropped
+    junk = strong.parse_display_names(b'junk\nmore junk\n', 'n.tsv')
+    assert junk.names == {} and 'none of its 2 lines is usable' in junk.dropped
+    st = strong.parse_display_names(b'/m/a\tA\njunk\n', 'n.tsv').stats('n.tsv')
+    assert st == {'file': 'n.tsv', 'lines_in': 2, 'lines_rejected': 1, 'rows_ok': 1, 'dropped': None}
+
+
+def test_file_problems_threshold_in_lines_and_dropped_files_always():
+    files = {'train': {'file': 'train.tsv', 'lines_in': 100, 'lines_rejected': 5, 'dropped': None},
+             'eval': {'file': 'eval.tsv', 'lines_in': 100, 'lines_rejected': 6, 'dropped': None},
+             'framed': {'file': 'framed.tsv', 'lines_in': 0, 'lines_rejected': 0, 'dropped': None},
+             'names': {'file': 'names.tsv', 'lines_in': 3, 'lines_rejected': 3, 'dropped': 'bad header: x'}}
+    whole, over = strong.file_problems({'files': files}, 0.05)
+    assert whole == ['names.tsv: AudioSet Strong file not used at all: bad header: x']
+    assert over == ['eval.tsv: 6 of 100 lines rejected (6.0%)']          # 5 of 100 is at the threshold: fine
+    whole, over = strong.file_problems({'files': files}, 1.0)
+    assert len(whole) == 1 and over == []                               # dropped whole fails whatever the threshold
+    assert strong.file_problems(None, 0.05) == ([], []) and strong.file_problems({'train': {}}, 0.0) == ([], [])
