@@ -63,9 +63,12 @@ class BuildOptions(PipelineOptions):
                        help='qa_true_counts.csv (label_id,num_rated,num_true; local, gs:// or https://): '
                             'classes.parquet gains num_rated, num_true and quality = num_true / num_rated.')
         g.add_argument('--strong_labels', default=None,
-                       help='Folder (local, gs:// or https://) with any of audioset_train_strong.tsv, '
-                            'audioset_eval_strong.tsv, audioset_eval_strong_framed_posneg.tsv and '
-                            'mid_to_display_name.tsv: clips gain strong_events and per-frame labels.')
+                       help='Folder (local, gs:// or https://; each file is probed by name) with any of '
+                            'audioset_train_strong.tsv, audioset_eval_strong.tsv, '
+                            'audioset_eval_strong_framed_posneg.tsv and mid_to_display_name.tsv: clips gain '
+                            'strong_events and per-frame labels. A bad line (MIDs in neither the ontology nor '
+                            'mid_to_display_name.tsv included) is a dead letter; more than --max_bad_fraction of '
+                            'a file\'s lines rejected, or a file with no usable line, fails the run.')
         a = parser.add_argument_group('New audio (VGGish embeddings computed here)')
         a.add_argument('--audio', nargs='+', action='extend', default=None, metavar='PATH',
                        help='Audio folders, globs or files (local or gs://; several after one --audio, repeated '
@@ -278,6 +281,14 @@ def _match_any(pattern: str) -> bool:
     return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)
 
 
+def _strong_files_answer(folder: str) -> bool:
+    """Whether the server answers for the AudioSet Strong names in ``folder`` (one bounded request each; HTTP
+    cannot list). Which files are there is the build's to judge: none there is its own error."""
+    from transforms.strong import find_strong_files
+    find_strong_files(folder)
+    return True
+
+
 def _remote_problem(flag: str, value: str, check) -> str | None:
     """``check(value)`` -> True when there; a failure to ask (denied, timed out) is a problem too."""
     try:
@@ -342,6 +353,8 @@ def _input_problems(opts: BuildOptions, with_audio: bool) -> list[str]:
     st = opts.strong_labels
     if st and not cli.is_remote(st) and (why := _exists_problem(st, 'folder')):
         problems.append(f'--strong_labels {st}: {why} (give the folder holding audioset_train_strong.tsv, ...)')
+    elif st and cli.is_remote(st) and (why := _remote_problem('--strong_labels', st, _strong_files_answer)):
+        problems.append(why)
     for spec in audio_specs(opts.audio):
         if any(c in spec for c in '*?['):
             found = (glob.glob(spec, recursive=True) if not cli.is_remote(spec) else _match_any(spec))
