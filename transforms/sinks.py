@@ -13,6 +13,7 @@ from transforms.core import layout, stats
 from transforms.core.label_quality import LabelQuality
 from transforms.core.ontology import Vocabulary
 from transforms.core.schema import CLASSES, CLIPS, DEAD_LETTERS, SPLITS
+from transforms.core.strong import file_problems as strong_file_problems
 from transforms.publish import Publish
 from transforms.write import WrittenFile
 
@@ -270,13 +271,14 @@ def verify_and_summarize(run_stats: dict, files: list[WrittenFile], output_dir: 
                      'a truncated file?') if c['rows_short_of_header'] else ''
             bad.append(f'{c["file"]}: {c.get("rows_rejected", 0)} of {c.get("rows_in", 0)} lines rejected{short}')
     # AudioSet Strong files: lines under the same threshold; a file given but not usable at all always fails.
-    from transforms.core.strong import file_problems as strong_file_problems
     strong_dropped, strong_over = strong_file_problems(run_stats.get('strong'), max_bad_fraction)
-    problems += strong_dropped
     bad += strong_over
     empty_splits, skipped_splits = splits_without_records(run_stats, features)
     if max_bad_fraction < 1:
         bad += [f'{line} (100% missing)' for line in empty_splits]
+    if strong_dropped:
+        raise BuildFailed('an AudioSet Strong file given could not be used at all:\n  ' + '\n  '.join(strong_dropped)
+                          + f'\nIts lines are dead letters in {dead_path}')
     if problems:
         raise BuildFailed('counts do not add up:\n  ' + '\n  '.join(problems))
     if bad:
