@@ -161,3 +161,23 @@ def test_computed_embeddings_with_test_weights_are_flagged(browser, tmp_path_fac
     rows = page.evaluate("[...document.querySelectorAll('#agreement tbody tr')].map(r => r.cells[0].textContent)")
     assert sorted(r.rsplit('_', 1)[0] for r in rows) == sorted(c.stem for c in clips)  # each with its twin
     _check_numbers(page, manifest, pq.read_table(out / 'classes.parquet').to_pylist())
+
+
+def test_cli_draws_class_names_with_tex_and_markup(sample, tmp_path, capsys):
+    """A class name is drawn and shown as it is: ``$\\foo$`` is no TeX to matplotlib (it stopped the report
+    being written, and the CLI then blamed the build), ``<script>`` and ``&`` are no markup to the page."""
+    import pyarrow as pa
+    out, _ = sample
+    copy = tmp_path / 'copy'
+    shutil.copytree(out, copy)
+    (copy / 'report.html').unlink()
+    classes = pq.read_table(copy / 'classes.parquet')
+    hostile = [f'{name} $\\foo$ <script>x</script> & $\\frac{{1}}{{0}}$' for name in classes['name'].to_pylist()]
+    pq.write_table(classes.set_column(classes.schema.get_field_index('name'), 'name', pa.array(hostile)),
+                   copy / 'classes.parquet')
+    assert report_cli.run([str(copy)]) == 0
+    assert capsys.readouterr().out.strip() == str(copy / 'report.html')
+    html = (copy / 'report.html').read_text()
+    assert '<script' not in html and html.count('class="report-figure"') == len(FIGURES)
+    shown = [n for n in hostile if n.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;') in html]
+    assert any(n.startswith('Speech ') for n in shown) and len(shown) >= 10   # top classes, branches, pairs

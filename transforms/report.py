@@ -36,10 +36,11 @@ DEAD_LETTER_EXAMPLES = 10
 _THREADS = 16               # footer reads in parallel (gs:// latency)
 
 
-def write_report(output_dir: str, manifest: dict | None = None) -> str:
+def write_report(output_dir: str, manifest: dict | None = None, data: core.ReportInput | None = None) -> str:
     """Writes ``<output_dir>/report.html`` from the dataset there (``manifest``: the manifest's content,
-    when the caller has it and manifest.json is not written yet); returns its path."""
-    data = gather(output_dir, manifest)
+    when the caller has it and manifest.json is not written yet; ``data``: what ``gather`` read, when the
+    caller has it); returns its path."""
+    data = data if data is not None else gather(output_dir, manifest)
     path = layout.join(output_dir, REPORT_FILE)
     fileio.write_bytes(path, core.render(data).encode('utf-8'))
     return path

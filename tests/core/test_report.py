@@ -101,3 +101,26 @@ def test_test_weights_are_called_meaningless():
     computed.official, computed.official_reason = True, 'published weights.'
     page = report.render(report.ReportInput('out', m, _classes(), m['distributions'], 'manifest', {}, [], computed))
     assert 'model-warning' not in page and 'published weights.' in page
+
+
+HOSTILE = {'/m/root': r'Root $\frac{1}{0}$', '/m/a': 'A <script>alert(1)</script>', '/m/b': 'B & $\\foo$ \\$ \\'}
+
+
+def test_class_names_are_drawn_and_shown_as_they_are():
+    """Names come from the ontology, class index and mid_to_display_name.tsv: a ``$`` pair is TeX to
+    matplotlib (an unknown macro such as ``$\\foo$`` stopped the report being drawn), ``<`` and ``&`` are
+    markup to the page."""
+    m = _manifest()
+    classes = _classes()
+    classes = classes.set_column(classes.schema.get_field_index('name'), 'name',
+                                 pa.array([HOSTILE[mid] for mid in classes['mid'].to_pylist()]))
+    m['distributions']['eval']['top_label_pairs'] = [['/m/a', '/m/b', 1]]
+    page = report.render(report.ReportInput('out', m, classes, m['distributions'], 'manifest', {}, []))
+    assert '<script' not in page
+    for name in HOSTILE.values():
+        escaped = name.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
+        assert escaped in page, name   # in the tables and, drawn as text, in the figures' SVG
+    svgs = re.findall(r'<svg.*?</svg>', page, re.S)
+    drawn = ' '.join(re.sub(r'<[^>]+>', ' ', svg) for svg in svgs)
+    assert r'Root $\frac{1}{0}$' in drawn and 'A &lt;script&gt;' in drawn   # literally, not as TeX
+    assert 'B &amp; $\\foo$ \\$ \\' in drawn

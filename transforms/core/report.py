@@ -156,6 +156,13 @@ def _svg(fig) -> str:
     return text[text.index('<svg'):]
 
 
+def _plain(text) -> str:
+    """``text`` (a class name, a split, a dead-letter reason) as matplotlib draws it literally: a ``$``
+    would start TeX math (``$\\frac{1}{0}$`` fails to draw, a pair of dollars renders as math), and ``\\$`` is
+    drawn as a dollar sign, whatever surrounds it. The SVG writer escapes ``<`` and ``&`` itself."""
+    return str(text).replace('$', r'\$')
+
+
 def _no_data(ax, message: str) -> None:
     ax.text(0.5, 0.5, message, ha='center', va='center', transform=ax.transAxes, fontsize=11, color='#555')
     ax.set_xticks([])
@@ -183,7 +190,7 @@ def fig_segments_per_split(manifest: dict) -> str:
     ax.barh(y, dead, left=counts, color='#d62728', label='records dead-lettered')
     for yi, c in zip(y, counts):
         ax.text(c, yi, f' {c:,}', va='center', fontsize=9)
-    ax.set_yticks(y, splits)
+    ax.set_yticks(y, [_plain(s) for s in splits])
     ax.invert_yaxis()
     ax.set_xlabel('segments')
     ax.set_xlim(0, max(c + d for c, d in zip(counts, dead)) * 1.18 or 1)
@@ -218,13 +225,14 @@ def fig_class_distribution(classes: pa.Table, splits: list[str]) -> str:
         ax.set_xlim(0, len(counts))
         ax.set_ylim(0.5, max(2, counts.max() * 8))
         ax.set_ylabel('segments (log)')
-        ax.set_title(f'{split}: {len(positive)} of {len(counts)} labels have segments', fontsize=10, loc='left')
+        ax.set_title(f'{_plain(split)}: {len(positive)} of {len(counts)} labels have segments', fontsize=10,
+                     loc='left')
         named = list(range(min(NAMED_CLASSES, len(positive))))
         named += [i for i in range(max(len(named), len(positive) - NAMED_CLASSES), len(positive))]
         for rank, i in enumerate(named):
             top = i < NAMED_CLASSES
             row = rank % NAMED_CLASSES
-            ax.annotate(f'{names[i]} ({counts[i]:,})', (x[i] + 0.5, counts[i]),
+            ax.annotate(f'{_plain(names[i])} ({counts[i]:,})', (x[i] + 0.5, counts[i]),
                         xytext=(0.12, 0.93 - 0.11 * row) if top else (0.97, 0.93 - 0.11 * row),
                         textcoords='axes fraction', ha='left' if top else 'right', va='top', fontsize=7.5,
                         arrowprops={'arrowstyle': '-', 'color': '#bbb', 'lw': 0.5})
@@ -246,8 +254,9 @@ def fig_ontology_branches(classes: pa.Table, splits: list[str]) -> str:
     h = 0.8 / len(splits)
     for i, s in enumerate(splits):
         vals = [r[f'segments_with_descendants_{s}'] or 0 for r in roots]
-        ax.barh(y + (i - (len(splits) - 1) / 2) * h, vals, height=h, color=_COLOURS.get(s, '#555'), label=s)
-    ax.set_yticks(y, [r['name'] for r in roots])
+        ax.barh(y + (i - (len(splits) - 1) / 2) * h, vals, height=h, color=_COLOURS.get(s, '#555'),
+                label=_plain(s))
+    ax.set_yticks(y, [_plain(r['name']) for r in roots])
     ax.invert_yaxis()
     ax.set_xlabel('segments with a label in the branch')
     ax.legend(fontsize=8, loc='lower right')
@@ -264,7 +273,7 @@ def _hist_axes(ax, hists: dict[str, dict], xlabel: str, log: bool) -> None:
     for i, s in enumerate(splits):
         vals = [hists[s].get(str(k), 0) for k in keys]
         ax.bar(np.arange(len(keys)) + (i - (len(splits) - 1) / 2) * w, vals, width=w,
-               color=_COLOURS.get(s, '#555'), label=s)
+               color=_COLOURS.get(s, '#555'), label=_plain(s))
     ax.set_xticks(np.arange(len(keys)), [str(k) for k in keys])
     ax.set_xlabel(xlabel)
     ax.set_ylabel('segments' + (' (log)' if log else ''))
@@ -289,9 +298,9 @@ def fig_label_pairs(distributions: dict, names: dict[str, str], top: int = 10) -
         pairs = distributions[s]['top_label_pairs'][:top]
         y = np.arange(len(pairs))
         ax.barh(y, [p[2] for p in pairs], color=_COLOURS.get(s, '#555'))
-        ax.set_yticks(y, [f'{names.get(a, a)} + {names.get(b, b)}' for a, b, _ in pairs], fontsize=8)
+        ax.set_yticks(y, [_plain(f'{names.get(a, a)} + {names.get(b, b)}') for a, b, _ in pairs], fontsize=8)
         ax.invert_yaxis()
-        ax.set_title(s, fontsize=10, loc='left')
+        ax.set_title(_plain(s), fontsize=10, loc='left')
         ax.set_xlabel('segments with both labels')
     return _svg(fig)
 
@@ -312,7 +321,7 @@ def fig_missing_features(manifest: dict) -> str:
     for yi, m, n in zip(y, matched, missing):
         total = m + n
         ax.text(total, yi, f' {n:,} missing ({n / total:.0%})' if total else ' 0', va='center', fontsize=9)
-    ax.set_yticks(y, splits)
+    ax.set_yticks(y, [_plain(s) for s in splits])
     ax.invert_yaxis()
     ax.set_xlim(0, max(m + n for m, n in zip(matched, missing)) * 1.3 or 1)
     ax.set_xlabel('segments CSV rows')
@@ -334,7 +343,7 @@ def fig_dead_letters(by_stage_and_reason: dict) -> str:
     ax.barh(y, [n for _, n in items], color=[colours[k.split('/', 1)[0]] for k, _ in items])
     for yi, (_, n) in zip(y, items):
         ax.text(n, yi, f' {n:,}', va='center', fontsize=8)
-    ax.set_yticks(y, [k for k, _ in items], fontsize=8)
+    ax.set_yticks(y, [_plain(k) for k, _ in items], fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale('log' if max(n for _, n in items) > 100 * max(1, min(n for _, n in items)) else 'linear')
     ax.set_xlabel('dead letters (stage/reason)')
@@ -357,7 +366,7 @@ def fig_label_quality(classes: pa.Table, named: int = NAMED_CLASSES) -> str:
     ax.set_ylabel('confirmed / rated')
     ax.set_xlabel(f'{len(q)} rated classes, lowest quality first')
     for rank, i in enumerate(range(min(named, len(rows)))):
-        ax.annotate(f'{rows[i]["name"]} ({rows[i]["num_true"]}/{rows[i]["num_rated"]})', (i + 0.5, q[i]),
+        ax.annotate(f'{_plain(rows[i]["name"])} ({rows[i]["num_true"]}/{rows[i]["num_rated"]})', (i + 0.5, q[i]),
                     xytext=(6, 60 - 11 * rank), textcoords='offset points', fontsize=7.5,
                     arrowprops={'arrowstyle': '-', 'color': '#999', 'lw': 0.5})
     return _svg(fig)
@@ -394,13 +403,13 @@ def fig_strong_coverage(classes: pa.Table) -> str:
         ax.stairs(seg, edges, fill=True, color='#1f77b4', alpha=0.8, label='segments', baseline=0.5)
         ax.set_yscale('log')
         ax.set_xlim(0, n)
-        ax.set_title(f'strong {split}: {n} classes with strong labels', fontsize=10, loc='left')
+        ax.set_title(f'strong {_plain(split)}: {n} classes with strong labels', fontsize=10, loc='left')
         ax.set_ylabel('count (log)')
         ax.set_xticks([])
         ax.legend(fontsize=8)
         names = classes['name'].to_pylist()
         for rank in range(min(3, n)):
-            ax.annotate(f'{names[order[rank]]} ({seg[rank]:,})', (rank + 0.5, seg[rank]),
+            ax.annotate(f'{_plain(names[order[rank]])} ({seg[rank]:,})', (rank + 0.5, seg[rank]),
                         xytext=(8, -10 - 10 * rank), textcoords='offset points', fontsize=7.5)
     axes[-1, 0].set_xlabel('classes, most strongly labelled segments first')
     return _svg(fig)
