@@ -115,6 +115,26 @@ class Dataset:
         """``classes.parquet``: the 632 ontology classes, their label index, counts and label quality."""
         return pq.read_table(layout.join(self.path, layout.CLASSES_FILE), filesystem=self.fs)
 
+    def manifest(self) -> dict:
+        """``manifest.json``: what the build read, wrote and checked."""
+        with self.fs.open_input_stream(layout.join(self.path, layout.MANIFEST_FILE)) as f:
+            return json.loads(f.read())
+
+    def splits(self) -> list[str] | None:
+        """The splits this build made, in release order: those it read records of (``manifest.splits``, even
+        when all of them were rejected) and those it embedded audio for; None for a manifest that does not say."""
+        m = self.manifest()
+        if 'splits' not in m:
+            return None
+        computed = ((m.get('audio') or {}).get('computed_by_split') or {})
+        built = set(m['splits']) | set(computed)
+        return [s for s in schema.SPLITS if s in built] + sorted(built - set(schema.SPLITS))
+
+
+class SplitNotBuilt(ValueError):
+    """A split the dataset does not have: its build was given no shards (or audio) of it. Reading it would
+    give no rows, as if the split were empty."""
+
 
 def open_dataset(dataset: str | Dataset) -> Dataset:
     """Resolves an output dir or an ``--output_root`` (the run its ``latest.json`` points at), local or
@@ -273,6 +293,11 @@ class _Reader:
         self.dataset = open_dataset(dataset)
         classes = self.dataset.classes()
         self.vocab = vocabulary(classes, split, min_quality)
+        built = self.dataset.splits()
+        if built is not None and split not in built:
+            raise SplitNotBuilt(f'split {split!r} was not built in {self.dataset.uri}: it has '
+                                f'{", ".join(built) or "no split"} (its build read no shards or audio of '
+                                f'{split!r}; see manifest.json "splits" and "splits_not_built")')
         self.column_of = self.vocab.column_of
         self.max_frames = max_frames
         self.clips = self.dataset.clips()

@@ -15,8 +15,9 @@ import pytest
 from audioset_beam import (decode_frames, dequantize, evaluate, iter_batches, load_split, mean_pool, open_dataset,
                            tf_dataset, vocabulary)
 from audioset_beam.metrics import average_precision, d_prime, roc_auc
+from audioset_beam.reading import SplitNotBuilt
 from pipelines import build_dataset
-from tests.fixtures import SAMPLE
+from tests.fixtures import SAMPLE, build_args, copy_sample
 from tests.test_readers import released_frames
 
 SPLITS = ('eval', 'balanced_train', 'unbalanced_train')
@@ -189,6 +190,25 @@ def test_output_root_follows_latest_json(built, splits, tmp_path):
     (tmp_path / 'partial' / 'clips').mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match='did not finish'):
         open_dataset(tmp_path / 'partial')
+
+
+def test_a_split_that_was_not_built_is_an_error(tmp_path):
+    """A build of eval, and of a balanced_train folder holding one empty shard (built, legitimately empty):
+    unbalanced_train was not built, and reading it says so instead of giving no rows."""
+    inputs = copy_sample(tmp_path / 'in', splits=('eval',), shards_per_split=1)
+    (inputs / 'features' / 'bal_train').mkdir()
+    (inputs / 'features' / 'bal_train' / 'Zz.tfrecord').write_bytes(b'')
+    (inputs / 'segments' / 'balanced_train_segments.csv').unlink()
+    out = tmp_path / 'out'
+    build_dataset.run(build_args(inputs, out, '--direct_num_workers', '1'))
+    assert len(load_split(out, 'eval')) > 0 and len(load_split(out, 'balanced_train')) == 0
+    assert list(iter_batches(out, 'balanced_train')) == []
+    for read in (lambda: load_split(out, 'unbalanced_train'), lambda: next(iter_batches(out, 'unbalanced_train'))):
+        with pytest.raises(SplitNotBuilt, match=f"'unbalanced_train' was not built in {out}: it has eval, "
+                                                'balanced_train'):
+            read()
+    with pytest.raises(ValueError, match="split 'train'"):   # not a split name at all
+        load_split(out, 'train')
 
 
 def test_gcs(built, splits, tmp_path):
