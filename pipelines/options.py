@@ -399,6 +399,46 @@ def _check_values(options: PipelineOptions, opts: BuildOptions) -> None:
         raise cli.UsageError(_paragraph(problems))
 
 
+def _links_below(path: str) -> list[str]:
+    """``path`` if it is a symbolic link, else every link below it (never followed), in walk order."""
+    if os.path.islink(path):
+        return [path]
+    found = []
+    for folder, dirs, files in os.walk(path):   # followlinks=False: a linked folder is listed, not entered
+        found += [os.path.join(folder, n) for n in sorted(dirs + files) if os.path.islink(os.path.join(folder, n))]
+    return found
+
+
+def _output_link_problems(opts: BuildOptions) -> list[str]:
+    """Symbolic links where the build writes, lists or deletes: its folders and files in the output, and
+    --output_root's runs/ and the runs in it. Writing through one, or deleting stale part files below one,
+    would reach files outside the output. The output folder itself may be a link."""
+    from transforms.core import layout, runs
+    from transforms.report import REPORT_FILE
+    flag, top = ('--output_dir', opts.output_dir) if opts.output_root is None else ('--output_root', opts.output_root)
+    if cli.is_remote(top):
+        return []
+    owned = (layout.CLIPS_DIR, layout.DEAD_LETTERS_DIR, layout.MISSING_FEATURES_DIR, layout.MISSING_STRONG_DIR,
+             layout.COMPUTED_DIR, layout.SPILL_DIR, layout.CLASSES_FILE, layout.MANIFEST_FILE,
+             layout.MANIFEST_FILE + '.tmp', REPORT_FILE)
+    links = []
+    if os.path.isdir(opts.output_dir):
+        links += [link for name in owned for link in _links_below(os.path.join(opts.output_dir, name))]
+    if opts.output_root is not None:
+        runs_dir = os.path.join(opts.output_root, runs.RUNS_DIR)
+        if os.path.islink(runs_dir):
+            links.append(runs_dir)
+        elif os.path.isdir(runs_dir):
+            links += [p for p in (os.path.join(runs_dir, n) for n in sorted(os.listdir(runs_dir))) if os.path.islink(p)]
+    if not links:
+        return []
+    shown = ', '.join(f'{p} (to {os.readlink(p)})' for p in links[:3]) + (
+        f' and {len(links) - 3} more' if len(links) > 3 else '')
+    return [f'{flag} {top}: a symbolic link where the build writes, lists and deletes files: {shown}. The build '
+            'never follows a link out of its output: remove the link (rm removes a link, not its target), or '
+            f'choose another {flag}']
+
+
 def validate(options: PipelineOptions) -> None:
     """Checks every path flag before anything runs or is deleted, cheapest first: gs:// names (offline),
     outputs, DataflowRunner's needs, that Cloud Storage answers at all (bounded to seconds), that inputs
@@ -415,6 +455,7 @@ def validate(options: PipelineOptions) -> None:
         value = getattr(opts, flag[2:])
         if value and not cli.is_remote(value) and (why := cli.output_dir_problem(value)):
             problems.append(f'{flag} {value}: {why}')
+    problems += _output_link_problems(opts)
     if is_dataflow(options):
         problems += _dataflow_problems(options, opts, paths)
     if problems:

@@ -51,22 +51,47 @@ def exists(path: str) -> bool:
 
 
 def list_files(directory: str) -> list[tuple[str, int]]:
-    """(path, size) of every file below ``directory``, sorted; empty if it does not exist."""
-    if is_local(directory) and not os.path.isdir(directory):
-        return []
+    """(path, size) of every file below ``directory``, sorted; empty if it does not exist.
+
+    Locally a symbolic link is never followed, so nothing outside ``directory`` is listed (and so never
+    deleted as a stale file): a link to a file is listed as itself (deleting it removes the link), a link to
+    a folder is not entered, and a ``directory`` that is itself a link lists nothing. Beam's match would
+    follow ``directory`` itself."""
+    if is_local(directory):
+        if os.path.islink(directory) or not os.path.isdir(directory):
+            return []
+        found = []
+        for folder, _, names in os.walk(directory.rstrip('/') or '/'):   # followlinks=False
+            for name in names:
+                path = os.path.join(folder, name)
+                try:
+                    found.append((path, os.path.getsize(path)))
+                except OSError:   # a dangling link
+                    found.append((path, os.lstat(path).st_size))
+        return sorted(found)
     pattern = directory.rstrip('/') + '/**'
     result = FileSystems.match([pattern])[0]
     return sorted((m.path, m.size_in_bytes) for m in result.metadata_list)
 
 
 def delete(paths: list[str]) -> None:
-    if paths:
-        FileSystems.delete(paths)
+    """Deletes files; a local symbolic link is removed itself, never its target."""
+    links = {p for p in paths if is_local(p) and os.path.islink(p)}
+    for link in sorted(links):
+        os.unlink(link)
+    rest = [p for p in paths if p not in links]
+    if rest:
+        FileSystems.delete(rest)
 
 
 def delete_tree(directory: str) -> None:
+    """Deletes ``directory`` and everything below it; locally a symbolic link (``directory`` itself, or any
+    below it) is removed, never followed."""
     if is_local(directory):
-        shutil.rmtree(directory, ignore_errors=True)
+        if os.path.islink(directory):
+            os.unlink(directory)
+        else:
+            shutil.rmtree(directory, ignore_errors=True)   # removes links below, never enters them
     else:
         delete([p for p, _ in list_files(directory)])
 
