@@ -237,6 +237,89 @@ def use_all_cores(options: PipelineOptions, argv: list[str]) -> None:
         direct.direct_running_mode = 'multi_processing'
 
 
+_WORKERS: set = set()   # DirectRunner's worker processes started by this process (subprocess.Popen)
+
+
+class _RecordingSubprocess:
+    """The ``subprocess`` module as Beam's ``local_job_service`` sees it: each worker it starts is recorded."""
+
+    def __getattr__(self, name: str):
+        import subprocess
+        return getattr(subprocess, name)
+
+    def Popen(self, *args, **kwargs):  # noqa: N802 -- stands in for subprocess.Popen
+        import subprocess
+        process = subprocess.Popen(*args, **kwargs)
+        _WORKERS.difference_update([p for p in _WORKERS if p.poll() is not None])
+        _WORKERS.add(process)
+        return process
+
+
+def workers_leave_ctrl_c_to_the_build() -> None:
+    """DirectRunner's worker processes (``use_all_cores``) share the terminal's process group, so Ctrl-C
+    reached every one of them: each printed a KeyboardInterrupt traceback, and Beam's threads here more about
+    the workers gone. Beam starts each worker with ``sh -c '<python> -m ...sdk_worker_main'``
+    (``local_job_service.SubprocessSdkWorker``); from here on that command starts with ``trap '' INT; exec``, so
+    the worker ignores SIGINT (an ignored signal survives exec, and Python then installs no KeyboardInterrupt
+    handler), and the process is recorded: ``ctrl_c_ends_workers`` ends it. Applied once; a Beam that starts
+    its workers otherwise is left as it is."""
+    try:
+        from apache_beam.runners.portability import local_job_service
+    except ImportError:
+        return
+    worker = getattr(local_job_service, 'SubprocessSdkWorker', None)
+    if worker is None or getattr(worker.run, 'leaves_ctrl_c_to_the_build', False) or os.name != 'posix':
+        return
+    original = worker.run
+
+    def run(self):
+        command = getattr(self, '_worker_command_line', None)
+        if isinstance(command, str):
+            self._worker_command_line = f"trap '' INT; exec {command}"
+        try:
+            return original(self)
+        except RuntimeError:   # "Worker subprocess exited with return code -15": ended by ctrl_c_ends_workers
+            if not cli.INTERRUPTED.is_set():
+                raise
+
+    run.leaves_ctrl_c_to_the_build = True
+    local_job_service.subprocess = _RecordingSubprocess()
+    worker.run = run
+
+
+@contextlib.contextmanager
+def ctrl_c_ends_workers():
+    """While the pipeline runs, Ctrl-C (SIGINT) ends the worker processes (SIGTERM: they exit without a
+    word) and then raises KeyboardInterrupt here, as Python's own handler would: ``run_cli`` prints ``error:
+    interrupted`` and exits 130. What Beam's threads raise, or log, about the workers gone after that is not
+    reported (``cli.INTERRUPTED``). The workers ignore SIGINT themselves (``workers_leave_ctrl_c_to_the_build``):
+    interrupted at once, mid-bundle, they printed tracebacks, and Beam's threads here reported them gone."""
+    import signal
+    import threading
+
+    def on_ctrl_c(signum, frame):
+        cli.INTERRUPTED.set()
+        for process in list(_WORKERS):
+            if process.poll() is None:
+                process.terminate()
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is signal.SIG_IGN:   # e.g. nohup, or a background job
+        yield
+        return
+    workers_leave_ctrl_c_to_the_build()
+    cli.INTERRUPTED.clear()   # an earlier run in this process may have been interrupted
+    previous, excepthook = signal.signal(signal.SIGINT, on_ctrl_c), threading.excepthook
+    threading.excepthook = lambda args: None if cli.INTERRUPTED.is_set() else excepthook(args)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if not cli.INTERRUPTED.is_set():   # else Beam's threads may still be winding down
+            threading.excepthook = excepthook
+
+
 def run(argv: list[str] | None = None) -> dict:
     """Parses flags, builds and runs the pipeline; returns the manifest (read back from the output)."""
     if argv is not None and ('-h' in argv or '--help' in argv):
@@ -255,12 +338,19 @@ def run(argv: list[str] | None = None) -> dict:
         if fileio.exists(stale):
             FileSystems.delete([stale])
     try:
-        with claim, beam.Pipeline(options=options) as p:
+        with ctrl_c_ends_workers(), claim, beam.Pipeline(options=options) as p:
             pipeline(p, opts)
-    except BaseException:
+    except BaseException as e:
         # The spill is a full copy of the data: a run that fails anywhere (not only in the seal, which
         # cleans up after itself) must not leave it behind.
         fileio.delete_tree(layout.join(opts.output_dir, layout.SPILL_DIR))
+        if not isinstance(e, KeyboardInterrupt) and cli.no_space(e):
+            where = (f'--output_dir {opts.output_dir}' if opts.output_root is None else
+                     f'--output_root {opts.output_root} (run {opts.run_id})')
+            raise cli.UserError(cli.no_space_message(e, where) + '. The output is incomplete: it has no '
+                                'manifest.json' + ('' if opts.output_root is None else
+                                                   ', and latest.json still points at the last good run'),
+                                cli.EXIT_NO_SPACE) from e
         raise
     return json.loads(fileio.read_bytes(manifest_path))
 

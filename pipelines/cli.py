@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import errno
 import logging
 import os
 import re
 import socket
 import sys
+import threading
 import traceback
 import urllib.parse
 from typing import Callable, Iterable
@@ -24,20 +26,26 @@ EXIT_USAGE = 2         # flags: unknown, malformed, contradictory; an output tha
 EXIT_RETRYABLE = 3     # download_audio: some segments failed transiently; rerun to retry them
 EXIT_INPUT = 4         # an input named by a flag is missing, unreadable or malformed
 EXIT_INTERNAL = 70     # a bug or an unexpected failure: the traceback is printed
+EXIT_NO_SPACE = 74     # an output could not be written: no space left on its disk (or over quota); sysexits' EX_IOERR
 EXIT_INTERRUPTED = 130
+# Set once Ctrl-C reached the command: what its threads log about work ended by it is not reported.
+INTERRUPTED = threading.Event()
 
 EXIT_CODES_HELP = """\
 Exit status:
   0    success
   1    the run finished but failed its own checks (build: output verification, counts, or more than
        --max_bad_fraction rejected; embed_audio: no file could be embedded)
-  2    usage: an unknown or malformed flag, contradictory flags, an output path that is a file, a local
-       path under DataflowRunner, an invalid gs:// bucket name, VGGish weights that cannot be had
+  2    usage: an unknown or malformed flag, contradictory flags, a flag given where it has no effect, an
+       output path that is a file or a dangling symbolic link, an output holding a symbolic link where the
+       build writes or deletes, a local path under DataflowRunner, an invalid gs:// bucket name, VGGish
+       weights that cannot be had
   3    download_audio only: some segments failed transiently; rerun the same command to retry them
   4    bad input: a file or folder named by a flag is missing, unreadable or malformed (class index,
        ontology, shards, segments folder, audio, manifest), or gs:// cannot be reached
   70   internal error (a bug): the traceback is printed
-  130  interrupted
+  74   the output could not be written: its disk is full (or over quota); the error names the output
+  130  interrupted (Ctrl-C)
 Expected errors print one "error:" paragraph naming the flag or file; --verbose adds the traceback."""
 
 
@@ -66,6 +74,10 @@ class InputError(UserError, ValueError):
 KNOWN_INPUT_ERRORS = ('no shards found', 'no audio files found')
 _BEAM_SUFFIX = re.compile(r" \[while running '[^']*'\]")
 _BUILD_FAILED_TEXT = re.compile(r'BuildFailed: (.+?)(?:\n\n|\nTraceback|\Z)', re.S)
+# A worker's OSError as the runner relays it, as text: Python's "[Errno 28] No space left on device", Arrow's
+# "[errno 28] No space left on device", and the quota's "[Errno 122] Disk quota exceeded".
+_NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_NO_SPACE_TEXT = re.compile('|'.join(re.escape(os.strerror(n)) for n in _NO_SPACE_ERRNOS))
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -83,6 +95,28 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 def _class_names(e: BaseException) -> set[str]:
     return {c.__name__ for c in type(e).__mro__}
+
+
+def no_space(exc: BaseException) -> OSError | bool:
+    """Whether ``exc`` is, or wraps, a write that found no space left on its device (ENOSPC) or over quota
+    (EDQUOT): the OSError itself when it is in the chain (in-process runners), True when only its text is
+    (a worker process's error relayed by the runner), else False."""
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.errno in _NO_SPACE_ERRNOS:
+            return e
+    return any(_NO_SPACE_TEXT.search(str(e)) for e in _chain(exc))
+
+
+def no_space_message(exc: BaseException, where: str | None = None) -> str:
+    """One paragraph for a disk-full failure: ``<where>: no space left on the device (the disk is full)``,
+    ``where`` being the output (a flag and its path) or else the file the OSError names."""
+    found = no_space(exc)
+    name = found.filename if isinstance(found, OSError) and found.filename else None
+    quota = found.errno == errno.EDQUOT if isinstance(found, OSError) else os.strerror(errno.EDQUOT) in str(exc)
+    what = 'the disk quota is exceeded' if quota else 'no space left on the device (the disk is full)'
+    detail = f' (writing {name})' if where and name else ''
+    return f'{where or name or "an output"}: {what}{detail}; free some space (or write to a larger disk) and ' \
+           'run again'
 
 
 def expected_error(exc: BaseException) -> tuple[int, str] | None:
@@ -108,7 +142,14 @@ def expected_error(exc: BaseException) -> tuple[int, str] | None:
     m = _BUILD_FAILED_TEXT.search(str(exc))
     if m:
         return EXIT_FAILED, _BEAM_SUFFIX.sub('', m.group(1)).strip()
+    if no_space(exc):
+        return EXIT_NO_SPACE, no_space_message(exc)
     return None
+
+
+def _expected_text(text: str) -> bool:
+    """Whether a log message or a printed traceback is about an expected error ``run_cli`` reports itself."""
+    return bool(_BUILD_FAILED_TEXT.search(text) or _NO_SPACE_TEXT.search(text))
 
 
 def format_error(message: str) -> str:
@@ -161,10 +202,12 @@ class QuietExpectedErrors(logging.Filter):
         _plain_worker_message(record)
         if not self.drop_errors or record.levelno < logging.ERROR:
             return True
+        if INTERRUPTED.is_set() and record.name.startswith(('apache_beam', 'worker')):
+            return False   # a runner's thread about workers that Ctrl-C ended: "error: interrupted" says it
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None and expected_error(exc) is not None:
             return False
-        return not _BUILD_FAILED_TEXT.search(record.getMessage())
+        return not _expected_text(record.getMessage())
 
 
 def setup_logging(argv: Iterable[str], noisy: Iterable[str] = ('apache_beam', 'absl', 'tensorflow')) -> None:
@@ -195,7 +238,7 @@ class _TracebackFilter:
     def end_block(self) -> None:
         if self.block is not None:
             text = b''.join(self.block).decode('utf-8', 'replace')
-            if not _BUILD_FAILED_TEXT.search(text):
+            if not _expected_text(text):
                 self._emit(b''.join(self.block))
             self.block = None
 
@@ -294,6 +337,7 @@ def cli_status(run: Callable[[list[str]], int | None], argv: list[str] | None = 
         else:
             code = e.code or EXIT_OK
     except KeyboardInterrupt:
+        INTERRUPTED.set()
         print('error: interrupted', file=sys.stderr)
         code = EXIT_INTERRUPTED
     except BaseException as e:  # noqa: BLE001 -- every failure ends here, as a message or a traceback
@@ -499,10 +543,28 @@ def first_existing_ancestor(path: str) -> str:
     return p
 
 
+def dangling_link(path: str) -> str | None:
+    """``path`` or the nearest of its parents that does not exist, when that is a symbolic link to nothing
+    (``os.makedirs`` cannot go through it), else None."""
+    p = os.path.abspath(path)
+    while not os.path.exists(p):
+        if os.path.islink(p):
+            return p
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    return None
+
+
 def output_dir_problem(path: str) -> str | None:
     """Why a local output folder cannot be created/used, or None (no side effects)."""
     if is_remote(path):
         return gcs_path_problem(path)
+    if (link := dangling_link(path)) is not None:
+        where = '' if link == os.path.abspath(path) else f'{link} '
+        return f'{where}is a symbolic link to {os.readlink(link)}, which does not exist (create its target, ' \
+               'or remove the link)'
     if os.path.exists(path) and not os.path.isdir(path):
         return 'exists and is a file, not a folder'
     ancestor = first_existing_ancestor(path)

@@ -379,9 +379,34 @@ def _paragraph(problems: list[str]) -> str:
     return problems[0] if len(problems) == 1 else f'{len(problems)} problems:\n' + '\n'.join(problems)
 
 
+def given_flags(options: PipelineOptions) -> set[str]:
+    """The names (``--run_id``) of the flags given on the command line, whatever their values: a default,
+    or a value ``--release`` filled in, is not given."""
+    return {a.split('=', 1)[0] for a in options._flags or () if a.startswith('--')}  # noqa: SLF001 -- Beam's argv
+
+
+_AUDIO = '--audio or --audio_manifest'
+# Flags that do something only beside another: flag -> (what it needs, what it would have done).
+NEEDS = {
+    '--run_id': ('--output_root', 'it names the run folder under --output_root; --output_dir is written in place'),
+    '--keep_runs': ('--output_root', 'it prunes old runs under --output_root; --output_dir has no runs'),
+    **{f'--{name}': (_AUDIO, 'it is for embedding new audio with VGGish, and no audio is given')
+       for name in ('vggish_checkpoint', 'vggish_pca_params', 'embed_batch_clips', 'keep_unlabelled',
+                    'reuse_embeddings_from')},
+}
+
+
+def _without_effect(options: PipelineOptions, opts: BuildOptions) -> list[str]:
+    """A flag given explicitly where it does nothing (its default never counts): a usage error, so that a
+    mistyped or forgotten companion flag does not pass as a run that did what was asked."""
+    has = {'--output_root': opts.output_root is not None, _AUDIO: bool(opts.audio or opts.audio_manifest)}
+    return [f'{flag}: has no effect without {needs} ({why})' for flag, (needs, why) in NEEDS.items()
+            if flag in given_flags(options) and not has[needs]]
+
+
 def _check_values(options: PipelineOptions, opts: BuildOptions) -> None:
     """Flag values no later check would catch cleanly: empty paths (``--output_dir ''`` would write to
-    /clips), non-finite numbers, a runner Beam does not know."""
+    /clips), non-finite numbers, a runner Beam does not know, a flag that would have no effect."""
     problems = [f'--{name}: empty path' for name in ('features_dir', 'segments_dir', 'class_index', 'ontology',
                                                      'output_dir', 'output_root', 'audio_manifest',
                                                      'reuse_embeddings_from', *WEIGHT_INPUTS)
@@ -395,6 +420,7 @@ def _check_values(options: PipelineOptions, opts: BuildOptions) -> None:
             create_runner(runner)
         except (ValueError, ImportError) as e:
             problems.append(f'--runner {runner}: {e}')
+    problems += _without_effect(options, opts)
     if problems:
         raise cli.UsageError(_paragraph(problems))
 

@@ -1,6 +1,7 @@
 """The command lines as a person meets them: the real entry points in subprocesses, each expected failure
 one ``error:`` paragraph naming the flag or file, no traceback, and the documented exit status
 (pipelines/cli.py EXIT_CODES_HELP). Most cases fail before any pipeline runs, so each takes seconds."""
+import errno
 import json
 import logging
 import os
@@ -393,3 +394,159 @@ def test_relayed_worker_log_lines_show_only_their_message():
                                    "the segment's end")
     other = logging.LogRecord('transforms.read', logging.WARNING, 'x', 1, 'plain %s', ('text',), None)
     assert cli.QuietExpectedErrors().filter(other) and other.getMessage() == 'plain text'
+
+
+# -- issue 18.5: every expected failure is one paragraph with a documented status ---------------------------
+
+@pytest.mark.parametrize('flag', ['--output_dir', '--output_root'])
+def test_an_output_that_is_a_dangling_link_names_the_flag(flag, inputs, tmp_path):
+    link = tmp_path / 'out'
+    link.symlink_to(tmp_path / 'gone')
+    for value in (link, link / 'below'):
+        with pytest.raises(cli.UsageError, match=f'{flag} {value}: .*symbolic link to {tmp_path / "gone"}, '
+                                                 'which does not exist'):
+            build_dataset.parse(_flags(inputs, None) + [flag, str(value)])
+    (tmp_path / 'gone').mkdir()   # a link to a folder is a fine output
+    assert build_dataset.parse(_flags(inputs, None) + [flag, str(link)])
+
+
+@pytest.mark.parametrize('extra,needs', [
+    (['--run_id', 'r1'], '--output_root'),
+    (['--keep_runs', '5'], '--output_root'),            # given, even at its default value
+    (['--vggish_checkpoint', 'x.ckpt'], '--audio or --audio_manifest'),
+    (['--vggish_pca_params', 'x.npz'], '--audio or --audio_manifest'),
+    (['--embed_batch_clips', '8'], '--audio or --audio_manifest'),
+    (['--keep_unlabelled'], '--audio or --audio_manifest'),
+    (['--reuse_embeddings_from', 'old'], '--audio or --audio_manifest'),
+])
+def test_a_flag_without_effect_is_a_usage_error(extra, needs, inputs, tmp_path):
+    with pytest.raises(cli.UsageError, match=f'^{extra[0]}: has no effect without {needs} '):
+        build_dataset.parse(_flags(inputs, tmp_path / 'o') + extra)
+
+
+def test_flags_with_effect_and_defaults_are_fine(inputs, tmp_path):
+    root = _flags(inputs, None) + ['--output_root', str(tmp_path / 'r')]
+    assert build_dataset.parse(root + ['--run_id', 'r1', '--keep_runs', '2'])
+    clip = tmp_path / 'a_1.000_2.000.wav'
+    clip.write_bytes(b'')
+    manifest = tmp_path / 'audio.csv'
+    manifest.write_text(f'path,YTID,start,end\n{clip},a,1,2\n')
+    for audio in (['--audio', str(clip)], ['--audio_manifest', str(manifest)]):   # the manifest alone is audio
+        assert build_dataset.parse(_flags(inputs, tmp_path / 'o') + audio + [
+            '--vggish_checkpoint', str(clip), '--vggish_pca_params', str(clip), '--embed_batch_clips', '4',
+            '--keep_unlabelled', '--reuse_embeddings_from', str(tmp_path)])
+
+
+def test_flags_without_effect_exit_2_and_are_all_named(inputs, tmp_path):
+    paragraph = _error(_build(*_flags(inputs, tmp_path / 'o'), '--run_id', 'r1', '--keep_unlabelled'),
+                       cli.EXIT_USAGE, '2 problems', '--run_id: has no effect without --output_root',
+                       '--keep_unlabelled: has no effect without --audio or --audio_manifest')
+    assert not (tmp_path / 'o').exists(), paragraph
+
+
+def test_a_full_disk_is_one_paragraph_naming_the_output(inputs, tmp_path, monkeypatch):
+    """ENOSPC where a worker writes (in this process: one worker): exit 74, the output named, the spill gone."""
+    from transforms import fileio
+
+    def full(path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(fileio, 'create_output', full)
+    out = tmp_path / 'o'
+    with pytest.raises(cli.UserError) as e:
+        build_dataset.run(_flags(inputs, out) + ['--direct_num_workers', '1'])
+    code, message = cli.expected_error(e.value)
+    assert code == cli.EXIT_NO_SPACE == 74
+    assert message.startswith(f'--output_dir {out}: no space left on the device (the disk is full)'), message
+    assert 'no manifest.json' in message and not (out / '_spill').exists()
+
+
+def test_a_full_disk_relayed_by_a_worker_process_is_expected():
+    """Workers in other processes relay their error as text: recognized, and their tracebacks and log lines
+    about it are not printed (run_cli prints the one paragraph)."""
+    relayed = RuntimeError("Pipeline failed: Traceback (most recent call last):\n  File \"w.py\", line 3\n"
+                           "OSError: [Errno 28] Error writing bytes to file. Detail: [errno 28] No space left on "
+                           "device [while running 'WriteClips/Write']")
+    code, message = cli.expected_error(relayed)
+    assert code == cli.EXIT_NO_SPACE and 'no space left on the device (the disk is full)' in message
+    quota = OSError(errno.EDQUOT, os.strerror(errno.EDQUOT), '/o/clips/part-00000.parquet')
+    assert cli.expected_error(quota) == (cli.EXIT_NO_SPACE, '/o/clips/part-00000.parquet: the disk quota is '
+                                         'exceeded; free some space (or write to a larger disk) and run again')
+    record = logging.LogRecord('worker', logging.ERROR, 'x', 1, str(relayed), (), None)
+    assert not cli.QuietExpectedErrors().filter(record)
+    read, write = os.pipe()
+    filt = cli._TracebackFilter(write)
+    filt.feed(b'Traceback (most recent call last):\n  File "w.py", line 3\nOSError: [Errno 28] No space left '
+              b'on device\nerror: the paragraph\n')
+    filt.close()
+    os.close(write)
+    assert os.read(read, 4096) == b'error: the paragraph\n'
+    os.close(read)
+
+
+def _mount_tmpfs(path: pathlib.Path, size: str) -> bool:
+    path.mkdir()
+    if os.geteuid() != 0:
+        return False
+    return subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(path)],
+                          capture_output=True).returncode == 0
+
+
+def test_a_really_full_disk_under_worker_processes(tmp_path):
+    """The bundled sample built onto a 200 KB tmpfs (where this test may mount one): worker processes hit
+    ENOSPC, and the build says so in one paragraph, exit 74."""
+    disk = tmp_path / 'small'
+    if not _mount_tmpfs(disk, '200k'):
+        pytest.skip('cannot mount a tmpfs here (needs root)')
+    try:
+        proc = _build('--output_dir', str(disk / 'out'), '--direct_num_workers', '2')
+        _error(proc, cli.EXIT_NO_SPACE, f'--output_dir {disk / "out"}: no space left on the device '
+                                        '(the disk is full)', 'no manifest.json')
+        assert proc.stderr.count('No space left') == 0, proc.stderr[-3000:]
+        assert not (disk / 'out' / '_spill').exists()
+    finally:
+        subprocess.run(['umount', str(disk)], check=False)
+
+
+def _worker_pids(group: int) -> list[int]:
+    """Beam's worker processes (sdk_worker_main) in a process group."""
+    pids = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open(f'/proc/{entry}/cmdline', 'rb') as f:
+                    command = f.read()
+                if b'sdk_worker_main' in command and os.getpgid(int(entry)) == group:
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self'), reason='finds the worker processes in /proc')
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
+    """Ctrl-C in a terminal signals the whole foreground process group: the build and its DirectRunner
+    worker processes. The build says "error: interrupted" once and exits 130; no process prints a traceback,
+    and no worker is left behind."""
+    import signal
+    import time
+    proc = subprocess.Popen([sys.executable, '-m', 'pipelines.build_dataset', '--output_dir', str(tmp_path / 'o'),
+                             '--direct_num_workers', '2'], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while len(_worker_pids(proc.pid)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(_worker_pids(proc.pid)) >= 2, 'the workers did not start'
+        time.sleep(1)   # the workers are at work
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == cli.EXIT_INTERRUPTED == 130, err[-3000:]
+    assert 'Traceback' not in err and 'Exception in thread' not in err, err[-3000:]
+    assert [line for line in err.splitlines() if line.startswith('error:')] == ['error: interrupted'], err[-3000:]
+    assert ' ERROR ' not in err, err[-3000:]
+    time.sleep(1)
+    assert _worker_pids(proc.pid) == []
+    assert not (tmp_path / 'o' / '_spill').exists()
