@@ -121,7 +121,7 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
     spill_dir = layout.join(out, layout.SPILL_DIR)
     csv_out = (p | 'ListSegmentCsvs' >> beam.Create(sorted(csvs.items()))
                  | 'ReadSegmentCsvs' >> ReadSegmentCsvs(vocab, spill_dir))
-    strong = (p | 'ReadStrongLabels' >> ReadStrongLabels(strong_files, spill_dir)) if strong_files else None
+    strong = (p | 'ReadStrongLabels' >> ReadStrongLabels(strong_files, spill_dir, vocab.known_mids)) if strong_files else None
     strong_index = strong['index'] if strong else None
     read = read_features(p, features, groups, int(opts.group_mb * (1 << 20)), spill_dir,
                          {'timeout': opts.http_timeout, 'deadline_s': opts.http_deadline})

@@ -57,8 +57,8 @@ class BuildOptions(PipelineOptions):
                        help='With --output_root: complete runs to keep, the new one included (default 5).')
         g.add_argument('--max_bad_fraction', type=float, default=0.05,
                        help='Fail the run when more than this fraction of a split\'s records, or of a CSV\'s '
-                            'lines, is rejected (default 0.05). Rejected inputs are always written to '
-                            'dead_letters/.')
+                            'or an AudioSet Strong file\'s lines, is rejected (default 0.05). Rejected inputs are '
+                            'always written to dead_letters/.')
         g.add_argument('--label_quality', default=None,
                        help='qa_true_counts.csv (label_id,num_rated,num_true; local, gs:// or https://): '
                             'classes.parquet gains num_rated, num_true and quality = num_true / num_rated.')

@@ -47,6 +47,13 @@ def write_json_atomic(path: str, obj) -> None:
 
 
 def exists(path: str) -> bool:
+    """Whether a local path, gs:// object or http(s):// URL exists (a URL: a HEAD request answers)."""
+    if path.startswith(('http://', 'https://')):
+        try:
+            http_size(path)
+        except FileNotFoundError:
+            return False
+        return True
     return FileSystems.exists(path)
 
 
