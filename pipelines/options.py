@@ -309,20 +309,21 @@ def _near_miss(path: str) -> str:
     return f'; did you mean {os.path.join(parent, close[0])}?' if close else ''
 
 
-def _features_problem(f: str, with_audio: bool) -> str | None:
-    """Why --features_dir is none of the accepted forms (see transforms.read.resolve_features), or None."""
+def _features_problem(f: str, with_audio: bool, flag: str = '--features_dir') -> str | None:
+    """Why --features_dir is none of the accepted forms (see transforms.read.resolve_features), or None.
+    ``flag``: the flag the user gave it with (``--release`` fills --features_dir in)."""
     from transforms.read import FeaturesError, resolve_features
     try:
         resolve_features(f)
     except FileNotFoundError as e:
         what = e.strerror or 'not found'
-        return f'--features_dir {e.filename or f}: {what}' + ('' if cli.is_remote(f) else _near_miss(f))
+        return f'{flag} {e.filename or f}: {what}' + ('' if cli.is_remote(f) else _near_miss(f))
     except FeaturesError as e:
         if with_audio and e.empty:
             return None
-        return f'--features_dir {e}' + (', and no --audio' if e.empty else '')
+        return f'{flag} {e}' + (' No --audio or --audio_manifest was given either.' if e.empty else '')
     except Exception as e:  # noqa: BLE001 -- remote: denied, unreachable; say so in one line
-        return f'--features_dir {f}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ""})'
+        return f'{flag} {f}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ""})'
     return None
 
 
@@ -331,7 +332,8 @@ def _input_problems(opts: BuildOptions, with_audio: bool) -> list[str]:
     from transforms.core import layout
     problems = []
     f = opts.features_dir
-    if f and (why := _features_problem(f, with_audio)):
+    flag = '--release' if opts.release and '--features_dir' not in given_flags(opts) else '--features_dir'
+    if f and (why := _features_problem(f, with_audio, flag)):
         problems.append(why)
     s = opts.segments_dir
     if not cli.is_remote(s) and (why := _exists_problem(s, 'folder')):
@@ -386,6 +388,7 @@ def given_flags(options: PipelineOptions) -> set[str]:
 
 
 _AUDIO = '--audio or --audio_manifest'
+_HTTPS = 'an http(s):// --features_dir (or --release)'
 # Flags that do something only beside another: flag -> (what it needs, what it would have done).
 NEEDS = {
     '--run_id': ('--output_root', 'it names the run folder under --output_root; --output_dir is written in place'),
@@ -393,13 +396,16 @@ NEEDS = {
     **{f'--{name}': (_AUDIO, 'it is for embedding new audio with VGGish, and no audio is given')
        for name in ('vggish_checkpoint', 'vggish_pca_params', 'embed_batch_clips', 'keep_unlabelled',
                     'reuse_embeddings_from')},
+    **{f'--{name}': (_HTTPS, 'it bounds the download of an https:// tarball, and the features are not one')
+       for name in ('http_timeout', 'http_deadline')},
 }
 
 
 def _without_effect(options: PipelineOptions, opts: BuildOptions) -> list[str]:
     """A flag given explicitly where it does nothing (its default never counts): a usage error, so that a
     mistyped or forgotten companion flag does not pass as a run that did what was asked."""
-    has = {'--output_root': opts.output_root is not None, _AUDIO: bool(opts.audio or opts.audio_manifest)}
+    has = {'--output_root': opts.output_root is not None, _AUDIO: bool(opts.audio or opts.audio_manifest),
+           _HTTPS: str(opts.features_dir or '').startswith(('http://', 'https://'))}
     return [f'{flag}: has no effect without {needs} ({why})' for flag, (needs, why) in NEEDS.items()
             if flag in given_flags(options) and not has[needs]]
 

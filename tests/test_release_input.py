@@ -160,6 +160,9 @@ def test_bad_paths_are_one_paragraph_naming_flag_and_path(release, tmp_path):
     with release_server({}) as server:
         code, msg = _error(_args(inputs, tmp_path / 'o', f'{server.url}/features.tar.gz'))
         assert code == cli.EXIT_INPUT and msg == f'--features_dir {server.url}/features.tar.gz: HTTP 404 Not Found'
+    # a --release folder without the features is named as --release, not as the --features_dir it filled in
+    code, msg = _error(['--release', str(holder), '--output_dir', str(tmp_path / 'o')])
+    assert code == cli.EXIT_INPUT and msg.startswith(f'--release {holder}: no shards found') and '?,' not in msg
     code, msg = _error(['--release', str(tmp_path / 'nowhere'), '--output_dir', str(tmp_path / 'o')])
     assert code == cli.EXIT_INPUT and msg.startswith(f'--release {tmp_path / "nowhere"}: no such folder')
     # the command line says it once, no traceback
@@ -169,7 +172,7 @@ def test_bad_paths_are_one_paragraph_naming_flag_and_path(release, tmp_path):
     assert [ln for ln in out.stderr.splitlines() if ln.startswith('error:')] == \
         [f'error: --features_dir {holder}: no shards found in bal_train/, eval/ or unbal_train/ (expected the release '
          f'layout, e.g. {holder}/eval/*.tfrecord); this folder holds features/audioset_v1_embeddings/: did you mean '
-         f'{holder / "features" / "audioset_v1_embeddings"}?, and no --audio']
+         f'{holder / "features" / "audioset_v1_embeddings"}? No --audio or --audio_manifest was given either.']
 
 
 def test_release_folder_fills_the_flags_and_explicit_flags_win(release, tmp_path):

@@ -317,3 +317,16 @@ def test_a_stalled_server_fails_by_the_deadline(release, tmp_path):
         server.shutdown()
     assert f'{url}: unreadable: ' in message and 'deadline' in message, message
     assert took < 25, took      # start-up and seal included; the stall itself ends at the 3 s deadline
+
+
+def test_http_flags_without_an_https_tarball_are_an_error(release, tmp_path):
+    inputs, tarball = release
+    for flag in ('--http_timeout', '--http_deadline'):
+        with pytest.raises(cli.UserError) as e:
+            build_dataset.parse(_args(inputs, tmp_path / 'o', tarball, flag, '5'))
+        assert e.value.exit_code == cli.EXIT_USAGE and str(e.value).startswith(f'{flag}: has no effect without')
+    for bad in ('0', '-1', 'nan', 'soon'):
+        with pytest.raises(cli.UserError) as e:
+            build_dataset.parse(_args(inputs, tmp_path / 'o', 'https://127.0.0.1:9/features.tar.gz',
+                                      '--http_deadline', bad))
+        assert e.value.exit_code == cli.EXIT_USAGE and '--http_deadline' in str(e.value)
