@@ -106,3 +106,15 @@ def test_output_root_refuses_a_linked_runs_folder(tmp_path):
     (root / 'runs' / '20200101T000000.000000Z-aaaaaa').symlink_to(outside)   # pruning would delete it
     with pytest.raises(cli.UsageError, match='20200101T000000.000000Z-aaaaaa'):
         build_dataset.parse(build_args(inputs, root)[:-2] + ['--output_root', str(root)])
+
+
+def test_the_report_is_never_written_through_a_link(tmp_path):
+    from transforms import fileio
+    outside = tmp_path / 'outside.html'
+    outside.write_text('keep me')
+    (tmp_path / 'out').mkdir()
+    (tmp_path / 'out' / 'report.html').symlink_to(outside)
+    fileio.write_bytes(str(tmp_path / 'out' / 'report.html'), b'<html>report</html>')
+    assert outside.read_text() == 'keep me'
+    assert not (tmp_path / 'out' / 'report.html').is_symlink()
+    assert (tmp_path / 'out' / 'report.html').read_bytes() == b'<html>report</html>'

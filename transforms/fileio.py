@@ -30,6 +30,9 @@ def read_bytes(path: str) -> bytes:
 
 
 def write_bytes(path: str, data: bytes) -> None:
+    """Writes ``path`` whole. Locally a symbolic link there is replaced by the file, never written through."""
+    if is_local(path) and os.path.islink(path):
+        os.unlink(path)
     with FileSystems.create(path, compression_type=_RAW) as f:
         f.write(data)
 
