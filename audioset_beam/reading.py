@@ -131,6 +131,21 @@ class Dataset:
         return [s for s in schema.SPLITS if s in built] + sorted(built - set(schema.SPLITS))
 
 
+    def sources(self, split: str) -> set[str] | None:
+        """The embedding sources ('released', 'computed') with segments in ``split``, by the manifest; None
+        for a manifest that does not say."""
+        m = self.manifest()
+        if 'splits' not in m:
+            return None
+        computed = ((m.get('audio') or {}).get('computed_by_split') or {}).get(split) or {}
+        out = set()
+        if (m['splits'].get(split) or {}).get('segments_out'):
+            out.add('released')
+        if computed.get('segments_out'):
+            out.add('computed')
+        return out
+
+
 class SplitNotBuilt(ValueError):
     """A split the dataset does not have: its build was given no shards (or audio) of it. Reading it would
     give no rows, as if the split were empty."""
@@ -320,6 +335,11 @@ class _Reader:
         self.row_filter = ds.field('is_primary')
         if embedding_source is not None:
             self.row_filter &= ds.field('embedding_source') == embedding_source
+            have = self.dataset.sources(split)
+            if have is not None and embedding_source not in have and have:
+                raise ValueError(f'split {split!r} of {self.dataset.uri} has no {embedding_source} embeddings, only '
+                                 f'{" and ".join(sorted(have))}: pass embedding_source={sorted(have)[0]!r} (or None '
+                                 'for every source)')
 
     def arrays(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
         rows, codes = _label_codes(batch, self.mids)

@@ -280,3 +280,22 @@ def test_metrics_match_their_definitions():
     targets = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 0]], float)
     perfect = evaluate(targets + 0.0, targets)  # class 2 has no positive: left out
     assert perfect['classes'] == 2 and perfect['mAP'] == 1 and perfect['AUC'] == 1
+
+
+def test_the_embedding_sources_of_a_split_come_from_its_manifest(tmp_path):
+    import json
+
+    from audioset_beam import open_dataset
+    (tmp_path / 'manifest.json').write_text(json.dumps({
+        'splits': {'eval': {'segments_out': 3}},
+        'audio': {'computed_by_split': {'eval': {'segments_out': 1}, 'balanced_train': {'segments_out': 2}}}}))
+    d = open_dataset(str(tmp_path))
+    assert d.sources('eval') == {'released', 'computed'}
+    assert d.sources('balanced_train') == {'computed'}
+    assert d.sources('unbalanced_train') == set()
+
+
+def test_a_source_the_split_does_not_have_is_an_error(built):
+    from audioset_beam import load_split
+    with pytest.raises(ValueError, match=r"split 'eval' of .* has no computed embeddings, only released"):
+        load_split(built, 'eval', embedding_source='computed')
