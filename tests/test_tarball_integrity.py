@@ -289,14 +289,21 @@ class _StallHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def do_HEAD(self):
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(self.body)))
+    def do_HEAD(self, start: int = 0):
+        if start:
+            self.send_response(206)
+            self.send_header('Content-Range', f'bytes {start}-{len(self.body) - 1}/{len(self.body)}')
+        else:
+            self.send_response(200)
+        self.send_header('Content-Length', str(len(self.body) - start))
+        self.send_header('ETag', '"v1"')
         self.end_headers()
 
-    def do_GET(self):
-        self.do_HEAD()
-        self.wfile.write(self.body[:1000])
+    def do_GET(self):   # every resume gets 1000 bytes more, then the same stall
+        m = re.fullmatch(r'bytes=(\d+)-', self.headers.get('Range') or '')
+        start = int(m.group(1)) if m else 0
+        self.do_HEAD(start)
+        self.wfile.write(self.body[start:start + 1000])
         self.wfile.flush()
         threading.Event().wait(30)
 
