@@ -82,3 +82,14 @@ def assert_records_add_up(out: pathlib.Path, manifest: dict, records_in: dict[st
         assert (m['records_in'], m['segments_out'], m['dead_letters'], m['clip_rows']) == \
             (n, g['segments_out'], g['dead_letters'], g['clip_rows']), (split, m, g)
     return got
+
+
+def subtree(children: dict[str, list[str]], mid: str) -> set[str]:
+    """``mid`` and every class below it, walking child_ids down."""
+    seen, stack = {mid}, [mid]
+    while stack:
+        for c in children[stack.pop()]:
+            if c not in seen:
+                seen.add(c)
+                stack.append(c)
+    return seen

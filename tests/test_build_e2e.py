@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import build_dataset
-from tests.accounting import assert_records_add_up, framed_records, records_by_split
+from tests.accounting import assert_records_add_up, framed_records, records_by_split, subtree
 from tests.fixtures import SAMPLE, build_args, copy_sample, record, write_shard
 from transforms.core import tfrecord
 
@@ -196,14 +196,6 @@ def test_class_table_depth_and_counts_against_an_ontology_walk(sample_build):
                     nxt.append(c)
         frontier = nxt
 
-    def subtree(mid):
-        seen, stack = {mid}, [mid]
-        while stack:
-            for c in children[stack.pop()]:
-                if c not in seen:
-                    seen.add(c)
-                    stack.append(c)
-        return seen
     segments = collections.defaultdict(list)
     for r in ds.dataset(out / 'clips', partitioning='hive').to_table(
             filter=ds.field('is_primary'), columns=['split', 'labels']).to_pylist():
@@ -214,7 +206,7 @@ def test_class_table_depth_and_counts_against_an_ontology_walk(sample_build):
     assert {c['mid'] for c in classes if c['depth'] == 0} == set(roots)
     nonzero = 0
     for c in classes:
-        mid, below = c['mid'], subtree(c['mid'])
+        mid, below = c['mid'], subtree(children, c['mid'])
         assert c['depth'] == depth[mid], mid
         for split, labels in segments.items():
             assert c[f'segments_{split}'] == sum(mid in ls for ls in labels), (mid, split)

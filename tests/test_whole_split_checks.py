@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import build_dataset
-from tests.accounting import assert_records_add_up, records_by_split
+from tests.accounting import assert_records_add_up, records_by_split, subtree
 from tests.fixtures import build_args, copy_sample, write_shard
 
 FOLDER_SPLIT = {'eval': 'eval', 'bal_train': 'balanced_train'}
@@ -172,14 +172,6 @@ def test_ontology_and_class_figures_draw_the_recounted_segments(build, monkeypat
     names = {n['id']: n['name'] for n in nodes}
     roots = [m for m in children if not any(m in c for c in children.values())]
 
-    def subtree(mid):
-        seen, stack = {mid}, [mid]
-        while stack:
-            for c in children[stack.pop()]:
-                if c not in seen:
-                    seen.add(c)
-                    stack.append(c)
-        return seen
     primary = _primary(build['out'])
     classes = pq.read_table(build['out'] / 'classes.parquet')
     splits = ['eval', 'balanced_train']
@@ -192,7 +184,7 @@ def test_ontology_and_class_figures_draw_the_recounted_segments(build, monkeypat
     for (_, _, (_, values), kwargs), split in zip(bars, splits):
         assert kwargs['label'] == split
         rows = [set(r['labels']) for r in primary if r['split'] == split]
-        by_name = {names[r]: sum(not ls.isdisjoint(subtree(r)) for ls in rows) for r in roots}
+        by_name = {names[r]: sum(not ls.isdisjoint(subtree(children, r)) for ls in rows) for r in roots}
         assert list(values) == [by_name[n] for n in labels], split
     drawn.calls.clear()
     report.fig_class_distribution(classes, splits)

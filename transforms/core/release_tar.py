@@ -285,27 +285,20 @@ def iter_members(stream: Stream, keep: Callable[[str, int], bool] | None = None)
                 long_name = data.split(b'\x00', 1)[0].decode('utf-8', 'surrogateescape')
             elif info.type == tarfile.XHDTYPE:
                 long_name = _pax_path(data) or long_name
-        if meta:
-            if got < size:
-                if stream.fault is None:
-                    yield Unit('damage', None, None, offset, size - got, reason='truncated-tar',
-                               error=f'the tar stream ends inside an extended header ({got:,} of {size:,} bytes)')
-                cut = True
-                break
-            block = buf.take(BLOCK)
-            continue
-        long_name = None
-        if info.isdir():
-            yield Unit('dir', name, None, header_at)
-        elif info.type in _DATA_TYPES:
-            yield Unit('file', name, data, header_at, info.size, truncated=got < info.size)
-        else:
-            yield Unit('other', name, None, header_at, info.size,
-                       error=f'a tar member of type {info.type!r} (link, device or FIFO), not a regular file')
+        if not meta:
+            long_name = None
+            if info.isdir():
+                yield Unit('dir', name, None, header_at)
+            elif info.type in _DATA_TYPES:
+                yield Unit('file', name, data, header_at, info.size, truncated=got < info.size)
+            else:
+                yield Unit('other', name, None, header_at, info.size,
+                           error=f'a tar member of type {info.type!r} (link, device or FIFO), not a regular file')
         if got < size:
             if stream.fault is None:
+                inside = 'an extended header' if meta else f'member {name}'
                 yield Unit('damage', None, None, offset, size - got, reason='truncated-tar',
-                           error=f'the tar stream ends inside member {name} ({got:,} of its {size:,} bytes)')
+                           error=f'the tar stream ends inside {inside} ({got:,} of its {size:,} bytes)')
             cut = True
             break
         block = buf.take(BLOCK)
