@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from transforms.sinks import BuildFailed, verify_and_summarize
+from transforms.core.seal import BuildFailed
+from transforms.sinks import verify_and_summarize
 from transforms.write import WrittenFile
 
 SPEECH, MUSIC = '/m/09x0r', '/m/04rlf'
@@ -236,3 +237,17 @@ def test_an_input_not_read_whole_fails_whatever_the_threshold(run):
                                        'records_estimated': 0, 'error': '29 data lines, 1 fewer than num_segs=30'}]
     with pytest.raises(BuildFailed, match=r'(?s)not read whole.*eval_segments.csv: truncated-csv: 29 data lines'):
         run.seal(max_bad_fraction=1.0)
+
+
+def test_the_accounting_is_pure_over_the_footer_counts_it_is_given(run):
+    """``transforms.core.seal.summarize`` reads nothing: the footers' row counts come in as a dict, so
+    each rule can be checked without a file (the I/O half, verify_and_summarize, is tested above)."""
+    from transforms.core import seal
+    found = {f.path: f.rows for f in run.files}
+    body = seal.summarize(copy.deepcopy(run.stats), run.files, found, 'dead_letters/', 0.05)
+    assert body['splits']['eval']['clip_rows'] == 28
+    for wrong, why in ((run.files[0].rows - 1, '15 rows, expected 16'), ('missing', 'missing'),
+                       ('unreadable (ArrowInvalid: x)', 'unreadable (ArrowInvalid: x)')):
+        with pytest.raises(BuildFailed, match=re.escape(f'{run.files[0].path}: {why}')):
+            seal.summarize(copy.deepcopy(run.stats), run.files, {**found, run.files[0].path: wrong}, 'd/', 0.05)
+    assert seal.file_problems(run.files, {}) == [f'{f.path}: missing' for f in run.files]

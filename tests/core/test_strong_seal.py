@@ -2,7 +2,8 @@
 --max_bad_fraction per file, and a file given but not usable at all fails the run whatever the threshold."""
 import pytest
 
-from transforms.sinks import BuildFailed, verify_and_summarize
+from transforms.core.seal import BuildFailed
+from transforms.sinks import verify_and_summarize
 
 
 def seal(tmp_path, files: dict, max_bad_fraction: float = 0.05) -> dict:
