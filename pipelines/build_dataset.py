@@ -122,38 +122,38 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
     csv_out = (p | 'ListSegmentCsvs' >> beam.Create(sorted(csvs.items()))
                  | 'ReadSegmentCsvs' >> ReadSegmentCsvs(vocab, spill_dir))
     strong = (p | 'ReadStrongLabels' >> ReadStrongLabels(strong_files, spill_dir, vocab.known_mids)) if strong_files else None
-    strong_index = strong['index'] if strong else None
+    strong_index = strong.index if strong else None
     read = read_features(p, features, groups, int(opts.group_mb * (1 << 20)), spill_dir,
                          {'timeout': opts.http_timeout, 'deadline_s': opts.http_deadline})
-    labelled = read['records'] | 'LabelSegments' >> LabelSegments(vocab, csv_out['index'], strong_index)
-    segments, keys = [labelled['segments']], [labelled['keys']]
-    dead_letters = [read['dead_letters'], labelled['dead_letters'], csv_out['dead_letters']]
-    stat_parts = [read['stats'], labelled['stats'], csv_out['stats']]
+    labelled = read.records | 'LabelSegments' >> LabelSegments(vocab, csv_out.index, strong_index)
+    segments, keys = [labelled.segments], [labelled.keys]
+    dead_letters = [read.dead_letters, labelled.dead_letters, csv_out.dead_letters]
+    stat_parts = [read.stats, labelled.stats, csv_out.stats]
     if strong:
-        dead_letters.append(strong['dead_letters'])
-        stat_parts.append(strong['stats'])
+        dead_letters.append(strong.dead_letters)
+        stat_parts.append(strong.stats)
     written = []
     if audio_items or audio_dead:
         embed = (p | 'ListAudio' >> beam.Create(audio_items)
-                   | 'EmbedAudio' >> EmbedAudio(vocab, csv_out['index'], settings, out, strong_index))
-        segments.append(embed['segments'])
-        keys.append(embed['keys'])
-        dead_letters += [embed['dead_letters'], p | 'AudioDiscoveryDeadLetters' >> beam.Create(audio_dead)]
-        stat_parts += [embed['stats'],
+                   | 'EmbedAudio' >> EmbedAudio(vocab, csv_out.index, settings, out, strong_index))
+        segments.append(embed.segments)
+        keys.append(embed.keys)
+        dead_letters += [embed.dead_letters, p | 'AudioDiscoveryDeadLetters' >> beam.Create(audio_dead)]
+        stat_parts += [embed.stats,
                        p | 'AudioCount' >> beam.Create([{'audio': {'files_in': len(audio_items) + len(audio_dead)}}])]
-        written.append(embed['files'])
+        written.append(embed.files)
     checked = (tuple(keys) | 'FlattenKeys' >> beam.Flatten()
-               | 'CheckSegments' >> CheckSegments(vocab, csv_out['index'], out, strong_index))
-    clips = ((tuple(segments) | 'FlattenSegments' >> beam.Flatten(), checked['plan'])
+               | 'CheckSegments' >> CheckSegments(vocab, csv_out.index, out, strong_index))
+    clips = ((tuple(segments) | 'FlattenSegments' >> beam.Flatten(), checked.plan)
              | 'WriteClips' >> WriteClips(out, opts.max_rows_per_file, opts.row_group_rows,
                                           opts.embedding_compression))
-    dead = (tuple(dead_letters + [checked['dead_letters']])
+    dead = (tuple(dead_letters + [checked.dead_letters])
             | 'FlattenDeadLetters' >> beam.Flatten()
             | 'WriteDeadLetters' >> WriteDeadLetters(out))
-    run_stats = (tuple(stat_parts + [checked['stats'], clips['stats'], dead['stats']])
+    run_stats = (tuple(stat_parts + [checked.stats, clips.stats, dead.stats])
                  | 'MergeStats' >> MergeStats())
     class_files = run_stats | 'WriteClassTable' >> WriteClassTable(out, vocab, quality)
-    files = ((clips['files'], checked['files'], dead['files'], class_files, *written)
+    files = ((clips.files, checked.files, dead.files, class_files, *written)
              | 'FlattenWrittenFiles' >> beam.Flatten())
     publish = None
     if opts.output_root is not None:

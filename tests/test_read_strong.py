@@ -25,9 +25,9 @@ def test_a_mid_in_neither_the_ontology_nor_the_names_file_is_a_dead_letter(tmp_p
     assert files == {'train': str(tmp_path / sf.TRAIN), 'names': str(tmp_path / sf.NAMES)}
     with TestPipeline() as p:
         out = p | ReadStrongLabels(files, str(tmp_path / 'spill'), ONTOLOGY)
-        assert_that(out['dead_letters'] | beam.Map(lambda d: (d['stage'], d['reason'], d['source'], d['line_number'])),
+        assert_that(out.dead_letters | beam.Map(lambda d: (d['stage'], d['reason'], d['source'], d['line_number'])),
                     equal_to([('parse-strong', 'unknown-mid', files['train'], 5)]), label='DeadLetters')
-        counts = out['stats'] | beam.Map(lambda s: (s['strong']['files']['train'],
+        counts = out.stats | beam.Map(lambda s: (s['strong']['files']['train'],
                                                      sorted(s['strong_classes']['counts']['train'])))
         assert_that(counts, equal_to([({'file': files['train'], 'lines_in': 4, 'lines_rejected': 1, 'rows_ok': 3,
                                         'segments': 1, 'dropped': None}, sorted([named, only_ontology, odd]))]),

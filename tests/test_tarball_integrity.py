@@ -253,7 +253,7 @@ def test_members_that_are_no_shard_stream_past_unheld(release, tmp_path):
     assert path.stat().st_size < 4 << 20
     tracemalloc.start()
     try:
-        out = list(_StreamTarballFn(64 << 20).process(str(path)))
+        out = list(_StreamTarballFn(64 << 20, str(tmp_path / 'spill')).process(str(path)))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

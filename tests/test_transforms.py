@@ -45,16 +45,16 @@ def test_read_shards_dead_letters_damage_and_keeps_the_rest(tmp_path):
     group = ShardGroup(0, 'eval', (str(good), str(tmp_path / 'b.tfrecord'), str(tmp_path / 'gone.tfrecord')))
     with TestPipeline() as p:
         out = p | beam.Create([group]) | ReadShards()
-        ids = out['records'] | beam.FlatMap(lambda b: [(v, b.sources[b.source_index[pos]].rsplit('/', 1)[1],
+        ids = out.records | beam.FlatMap(lambda b: [(v, b.sources[b.source_index[pos]].rsplit('/', 1)[1],
                                                         int(b.record_index[pos]))
                                                        for v, pos in zip(b.records.video_id, b.records.position)])
         assert_that(ids, equal_to([('aaaaaaaaaaa', 'a.tfrecord', 0), ('abbbbbbbbbb', 'a.tfrecord', 1),
                                    ('bbbbbbbbbbb', 'b.tfrecord', 1)]), label='records')
-        dead = out['dead_letters'] | beam.Map(lambda d: (d['source'].rsplit('/', 1)[1], d['reason'],
+        dead = out.dead_letters | beam.Map(lambda d: (d['source'].rsplit('/', 1)[1], d['reason'],
                                                          d['record_index']))
         assert_that(dead, equal_to([('b.tfrecord', 'data-crc-mismatch', 0), ('b.tfrecord', 'truncated-header', 2),
                                     ('gone.tfrecord', 'unreadable-file', None)]), label='dead')
-        assert_that(out['stats'] | beam.Map(lambda st: st['splits']),
+        assert_that(out.stats | beam.Map(lambda st: st['splits']),
                     equal_to([{'eval': {'records_in': 5, 'shards': 3, 'unreadable_files': 1}}]), label='stats')
 
 
@@ -64,11 +64,11 @@ def test_read_csvs_and_label(tmp_path, vocab):
     shard = write_shard(tmp_path / 'x.tfrecord', [record('xaaaaaaaaaa', 0.0, [0]), record('xbbbbbbbbbb', 0.0, [0])])
     with TestPipeline() as p:
         csvs = p | 'Csv' >> beam.Create([('eval', str(csv))]) | ReadSegmentCsvs(vocab, str(tmp_path / 'spill'))
-        assert_that(csvs['dead_letters'] | beam.Map(lambda d: (d['line_number'], d['reason'])),
+        assert_that(csvs.dead_letters | beam.Map(lambda d: (d['line_number'], d['reason'])),
                     equal_to([(3, 'bad-field-count')]), label='csv-dead')
         read = p | 'Shards' >> beam.Create([ShardGroup(0, 'eval', (str(shard),))]) | ReadShards()
-        labelled = read['records'] | LabelSegments(vocab, csvs['index'])
-        rows = labelled['segments'] | beam.FlatMap(
+        labelled = read.records | LabelSegments(vocab, csvs.index)
+        rows = labelled.segments | beam.FlatMap(
             lambda b: zip(b.segments['video_id'].to_pylist(), b.segments['label_source'].to_pylist(),
                           b.segments['labels'].to_pylist()))
         assert_that(rows, equal_to([('xaaaaaaaaaa', 'csv', ['/m/04rlf']), ('xbbbbbbbbbb', 'shard', ['/m/09x0r'])]))
@@ -88,7 +88,7 @@ def test_write_clips_partitions_rolls_files_and_orders_by_group(tmp_path, vocab,
         drops = p | 'Drops' >> beam.Create([WritePlan({('eval', 1): np.array([0], np.int32)})])
         out = (p | beam.Create(batches[::-1]), drops) | WriteClips(str(tmp_path), max_rows_per_file=6,
                                                                    row_group_rows=4, exploded_spill=exploded)
-        assert_that(out['files'] | beam.Map(lambda f: (f.path.split('/', len(str(tmp_path).split('/')))[-1], f.rows)),
+        assert_that(out.files | beam.Map(lambda f: (f.path.split('/', len(str(tmp_path).split('/')))[-1], f.rows)),
                     equal_to([('clips/split=eval/label=%2Fm%2F09x0r/part-00000.parquet', 6),
                               ('clips/split=eval/label=%2Fm%2F09x0r/part-00001.parquet', 6),
                               ('clips/split=eval/label=%2Fm%2F09x0r/part-00002.parquet', 2),

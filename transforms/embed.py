@@ -15,12 +15,13 @@ import io
 import logging
 import math
 import re
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from apache_beam import PCollection
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
@@ -28,11 +29,13 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 from transforms import fileio
 from transforms.coders import BatchCoder
 from transforms.core import deadletter, layout, stats
+from transforms.core.deadletter import Stage
 from transforms.core.join import Computed, embedding_array, label_records
 from transforms.core.ontology import Vocabulary
 from transforms.core.schema import COMPUTED_EMBEDDINGS, SOURCE_COMPUTED, SPLITS, UNLABELLED
 from transforms.core.sequence_example import Records
-from transforms.label import SegmentBatch, key_batch, strong_index_for, strong_side_input
+from transforms.deadletters import DEAD_LETTERS, STATS, tag_dead_letters
+from transforms.label import KeyBatch, SegmentBatch, key_batch, strong_index_for, strong_side_input
 from transforms.segments import load_index
 from transforms.write import WrittenFile
 
@@ -41,7 +44,6 @@ log = logging.getLogger(__name__)
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.mp3', '.m4a', '.aac', '.mp4', '.ogg', '.oga', '.opus', '.webm')
 # SegmentBatch group ids of computed clips: after any shard group, one per split.
 COMPUTED_GROUP_BASE = 1 << 40
-AUDIO_STAGES = (deadletter.DISCOVER_AUDIO, deadletter.EMBED_AUDIO, deadletter.LABEL_AUDIO)
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -88,7 +90,7 @@ def plan_audio(audio: Sequence[str], manifest: str | None) -> tuple[list[AudioIt
                 if not _YTID.match(ytid):
                     raise ValueError(f'{path}: YTID {ytid!r} is not a YouTube id (letters, digits, "-", "_")')
             except ValueError as e:
-                bad.append(deadletter.dead_letter(deadletter.DISCOVER_AUDIO, 'bad-file-name', path, str(e)))
+                bad.append(deadletter.dead_letter(Stage.DISCOVER_AUDIO, 'bad-file-name', path, str(e)))
                 continue
             items.append(AudioItem(ytid, start, end, path))
     if manifest:
@@ -106,7 +108,7 @@ def plan_audio(audio: Sequence[str], manifest: str | None) -> tuple[list[AudioIt
                 if not _YTID.match(ytid):
                     raise ValueError(f'YTID {ytid!r} is not a YouTube id (letters, digits, "-", "_")')
             except ValueError as e:
-                bad.append(deadletter.dead_letter(deadletter.DISCOVER_AUDIO, 'bad-manifest-line', manifest,
+                bad.append(deadletter.dead_letter(Stage.DISCOVER_AUDIO, 'bad-manifest-line', manifest,
                                                   f'{row!r}: {e}', line_number=line))
                 continue
             items.append(item)
@@ -156,8 +158,8 @@ class _FrontEndFn(beam.DoFn):
             data = fileio.read_bytes(item.path)
         except Exception as e:  # noqa: BLE001 -- an unreadable file is that file's dead letter
             self.rejected.inc()
-            yield beam.pvalue.TaggedOutput('dead_letters', deadletter.dead_letter(
-                deadletter.EMBED_AUDIO, 'unreadable-file', item.path, f'{type(e).__name__}: {e}',
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, deadletter.dead_letter(
+                Stage.EMBED_AUDIO, 'unreadable-file', item.path, f'{type(e).__name__}: {e}',
                 video_id=item.video_id, start_time_seconds=item.start))
             return
         sha = hashlib.sha256(data).hexdigest()
@@ -176,8 +178,8 @@ class _FrontEndFn(beam.DoFn):
                             item.path, len(examples), item.end - item.start)
         except AudioDecodeError as e:
             self.rejected.inc()
-            yield beam.pvalue.TaggedOutput('dead_letters', deadletter.dead_letter(
-                deadletter.EMBED_AUDIO, e.reason, item.path, str(e), video_id=item.video_id,
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, deadletter.dead_letter(
+                Stage.EMBED_AUDIO, e.reason, item.path, str(e), video_id=item.video_id,
                 start_time_seconds=item.start))
             return
         self.decoded.inc()
@@ -270,12 +272,11 @@ class _LabelComputedFn(beam.DoFn):
         out = label_records(records, split, [c.item.path for c in clips], np.arange(n), np.full(n, -1),
                             self.vocab, load_index(*paths) if paths else None, computed, dedupe=True,
                             strong=strong, strong_split=strong_split)
-        for row in out.dead_letters + out.strong_dead_letters:
-            yield beam.pvalue.TaggedOutput('dead_letters', row)
+        yield from tag_dead_letters(out.dead_letters + out.strong_dead_letters, log)
         st = out.stats
         stats.bump(st, 'audio', 'embedded', sum(1 for c in clips if not c.reused))
         stats.bump(st, 'audio', 'reused', sum(1 for c in clips if c.reused))
-        yield beam.pvalue.TaggedOutput('stats', st)
+        yield beam.pvalue.TaggedOutput(STATS, st)
         group = COMPUTED_GROUP_BASE + (SPLITS.index(split) if split in SPLITS else len(SPLITS))
         yield beam.pvalue.TaggedOutput('keys', key_batch(group, split, SOURCE_COMPUTED, out.segments, out.csv_row,
                                                          out.agree, self.vocab, out.strong_row, out.strong_attached))
@@ -330,13 +331,23 @@ class EmbedSettings:
     reuse_from: str | None = None
 
 
+class EmbedOutputs(NamedTuple):
+    """EmbedAudio's outputs."""
+    segments: PCollection[SegmentBatch]
+    keys: PCollection[KeyBatch]
+    files: PCollection[WrittenFile]     # the computed-embeddings cache
+    dead_letters: PCollection[dict]
+    stats: PCollection[dict]
+
+
 class EmbedAudio(beam.PTransform):
-    """PCollection[AudioItem] -> {'segments': SegmentBatch, 'keys', 'files', 'dead_letters', 'stats'}.
+    """PCollection[AudioItem] -> EmbedOutputs: SegmentBatch and KeyBatch per split, the files written, dead
+    letters, stats.
 
     ``segment_indexes`` is the PCollection[(split, (index path, csv path))] of the segment CSVs: a clip is labelled
     from the CSV row of its (YTID, start); without one it is a dead letter ('no-labels') unless
     ``keep_unlabelled``. ``files`` holds the computed-embeddings cache this run wrote. ``strong_index``:
-    ReadStrongLabels' 'index', or None.
+    ReadStrongLabels' ``index``, or None.
     """
 
     def __init__(self, vocab: Vocabulary, segment_indexes, settings: EmbedSettings, output_dir: str,
@@ -345,14 +356,14 @@ class EmbedAudio(beam.PTransform):
         self.vocab, self.segment_indexes, self.settings, self.output_dir = vocab, segment_indexes, settings, output_dir
         self.strong_index = strong_index
 
-    def expand(self, items):
+    def expand(self, items: PCollection[AudioItem]) -> EmbedOutputs:
         s = self.settings
         previous = (items.pipeline | 'ReusePlan' >> beam.Create([s.reuse_from])
                     | 'ReadPreviousEmbeddings' >> beam.Map(read_previous))
         front = (items
                  | 'Redistribute' >> beam.Reshuffle()
                  | 'ReadFrontEnd' >> beam.ParDo(_FrontEndFn(s.fingerprint), beam.pvalue.AsSingleton(previous))
-                 .with_output_types(ClipExamples).with_outputs('dead_letters', 'reused', main='examples'))
+                 .with_output_types(ClipExamples).with_outputs(DEAD_LETTERS, 'reused', main='examples'))
         embedded = (front.examples
                     | 'RunVGGish' >> RunInference(VGGishModelHandler(s.checkpoint, s.pca_params, s.fingerprint,
                                                                      s.batch_clips))
@@ -369,7 +380,6 @@ class EmbedAudio(beam.PTransform):
                     | 'LabelComputed' >> beam.ParDo(_LabelComputedFn(self.vocab, s.fingerprint, s.keep_unlabelled),
                                                     indexes, strong_side_input(items.pipeline, self.strong_index)
                                                     ).with_output_types(SegmentBatch).with_outputs(
-                        'dead_letters', 'stats', 'keys', main='segments'))
-        dead = (front.dead_letters, labelled.dead_letters) | 'FlattenAudioDeadLetters' >> beam.Flatten()
-        return {'segments': labelled.segments, 'keys': labelled.keys, 'files': files, 'dead_letters': dead,
-                'stats': labelled.stats}
+                        DEAD_LETTERS, STATS, 'keys', main='segments'))
+        dead = (front[DEAD_LETTERS], labelled[DEAD_LETTERS]) | 'FlattenAudioDeadLetters' >> beam.Flatten()
+        return EmbedOutputs(labelled.segments, labelled.keys, files, dead, labelled[STATS])

@@ -5,18 +5,21 @@ import dataclasses
 import logging
 import re
 import time
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from apache_beam import PCollection
 from apache_beam.metrics import Metrics
 
 from transforms.coders import BatchCoder, TableBatchCoder
-from transforms.core import deadletter, stats
+from transforms.core import stats
 from transforms.core.join import label_records, to_codes
 from transforms.core.ontology import Vocabulary
 from transforms.core.schema import STRONG_SPLITS
+from transforms.deadletters import DEAD_LETTERS, STATS, tag_dead_letters
 from transforms.read import ShardBatch
 from transforms.segments import load_index
 from transforms.strong import load_strong
@@ -133,29 +136,35 @@ class _LabelFn(beam.DoFn):
                             strong_split=strong_split)
         self.segments.inc(out.segments.num_rows)
         self.rejected.inc(len(out.dead_letters))
-        for i, row in enumerate(out.dead_letters + out.strong_dead_letters):
-            if i < 3:
-                log.warning('dead letter: %s', deadletter.describe(row))
-            yield beam.pvalue.TaggedOutput('dead_letters', row)
+        yield from tag_dead_letters(out.dead_letters + out.strong_dead_letters, log)
         st = out.stats
         mismatched, examples = prefix_mismatches(batch)
         if mismatched:
             stats.bump(st, 'splits', batch.split, 'shard_prefix_mismatches', mismatched)
             st.setdefault('shard_prefix_mismatch_examples', []).extend(examples)
         stats.bump(st, 'timings', 'join_label', time.perf_counter() - started)
-        yield beam.pvalue.TaggedOutput('stats', st)
+        yield beam.pvalue.TaggedOutput(STATS, st)
         yield beam.pvalue.TaggedOutput('keys', key_batch(batch.group_id, batch.split, 'released', out.segments,
                                                          out.csv_row, out.agree, self.vocab, out.strong_row,
                                                          out.strong_attached))
         yield SegmentBatch(batch.group_id, batch.split, out.segments)
 
 
+class LabelOutputs(NamedTuple):
+    """LabelSegments' outputs."""
+    segments: PCollection[SegmentBatch]
+    keys: PCollection[KeyBatch]
+    dead_letters: PCollection[dict]
+    stats: PCollection[dict]
+
+
 class LabelSegments(beam.PTransform):
-    """PCollection[ShardBatch] -> {'segments': SegmentBatch, 'keys': KeyBatch, 'dead_letters', 'stats'}.
+    """PCollection[ShardBatch] -> LabelOutputs: a SegmentBatch and its KeyBatch per ShardBatch, dead letters,
+    stats.
 
     ``segment_indexes`` is a PCollection[(split, (index path, csv path))] from ReadSegmentCsvs; a split
     without one is labelled from the records' own label indices (``label_source == 'shard'``).
-    ``strong_index``: ReadStrongLabels' 'index' (one dict), or None without AudioSet Strong.
+    ``strong_index``: ReadStrongLabels' ``index`` (one dict), or None without AudioSet Strong.
     """
 
     def __init__(self, vocab: Vocabulary, segment_indexes, strong_index=None):
@@ -164,17 +173,16 @@ class LabelSegments(beam.PTransform):
         self.segment_indexes = segment_indexes
         self.strong_index = strong_index
 
-    def expand(self, batches):
+    def expand(self, batches: PCollection[ShardBatch]) -> LabelOutputs:
         strong = strong_side_input(batches.pipeline, self.strong_index)
         out = batches | 'JoinLabels' >> beam.ParDo(
             _LabelFn(self.vocab), beam.pvalue.AsDict(self.segment_indexes), strong
-        ).with_outputs('dead_letters', 'stats', 'keys', main='segments')
-        return {'segments': out.segments, 'keys': out.keys, 'dead_letters': out.dead_letters,
-                'stats': out.stats}
+        ).with_outputs(DEAD_LETTERS, STATS, 'keys', main='segments')
+        return LabelOutputs(out.segments, out.keys, out[DEAD_LETTERS], out[STATS])
 
 
 def strong_side_input(pipeline, strong_index):
-    """ReadStrongLabels' 'index' as a singleton side input ({} when there are no strong labels)."""
+    """ReadStrongLabels' ``index`` as a singleton side input ({} when there are no strong labels)."""
     if strong_index is None:
         return beam.pvalue.AsSingleton(pipeline | 'NoStrongLabels' >> beam.Create([{}]))
     return beam.pvalue.AsSingleton(strong_index)

@@ -8,38 +8,37 @@ import logging
 import os
 import stat
 import time
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import apache_beam as beam
 import numpy as np
+from apache_beam import PCollection
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms import fileio
 from transforms.coders import BatchCoder
 from transforms.core import deadletter, layout, release_tar, stats, tfrecord
+from transforms.core.deadletter import Stage
 from transforms.core.sequence_example import Records, parse_records
+from transforms.deadletters import DEAD_LETTERS, STATS, tag_dead_letters
 
 log = logging.getLogger(__name__)
-
-DEAD_LETTERS = 'dead_letters'
-STATS = 'stats'
 
 
 @dataclasses.dataclass(frozen=True)
 class ShardGroup:
     """Shards of one split read by one worker call, so parsing and writing work on large batches.
-    ``blobs``: the shards' bytes when they come from a tarball (``paths`` are then ``tarball:member``);
-    or ``spill``: the file the tarball reader wrote them to, concatenated, and each one's end offset."""
+    ``spill``: for shards from a tarball (``paths`` are then ``tarball:member``), the file the tarball reader
+    wrote them to, concatenated, and each one's end offset."""
     group_id: int
     split: str
     paths: tuple[str, ...]
-    blobs: tuple[bytes, ...] | None = None
     spill: tuple[str, tuple[int, ...]] | None = None
 
     @property
     def nbytes(self) -> int:
-        return sum(len(b) for b in self.blobs or ()) + 100 * len(self.paths)
+        return 100 * len(self.paths)
 
 
 beam.coders.registry.register_coder(ShardGroup, BatchCoder)
@@ -320,7 +319,7 @@ class _ReadShardGroupFn(beam.DoFn):
         bad: list[dict] = []
         records_in = 0
         st: dict = {}
-        blobs = group.blobs
+        blobs = None
         if group.spill is not None:
             spilled, ends = group.spill
             whole = fileio.read_bytes(spilled)
@@ -330,7 +329,7 @@ class _ReadShardGroupFn(beam.DoFn):
             try:
                 data = blobs[s] if blobs is not None else read_shard_file(path)
             except Exception as e:  # noqa: BLE001 -- any failure to read a file is that file's dead letter
-                bad.append(deadletter.dead_letter(deadletter.READ_SHARD, 'unreadable-file', path,
+                bad.append(deadletter.dead_letter(Stage.READ_SHARD, 'unreadable-file', path,
                                                   f'{type(e).__name__}: {e}', split=group.split, records=0))
                 stats.bump(st, 'splits', group.split, 'unreadable_files', 1)
                 continue
@@ -340,7 +339,7 @@ class _ReadShardGroupFn(beam.DoFn):
                     hidden = getattr(framed, 'records', 1)
                     records_in += hidden
                     bad.append(deadletter.dead_letter(
-                        deadletter.READ_SHARD, framed.reason, path, framed.error, record_index=framed.index,
+                        Stage.READ_SHARD, framed.reason, path, framed.error, record_index=framed.index,
                         byte_offset=framed.offset, split=group.split, records=hidden,
                         records_estimated=bool(getattr(framed, 'estimated', False))))
                     continue
@@ -353,14 +352,11 @@ class _ReadShardGroupFn(beam.DoFn):
         for b in bad_records:
             rec = where_record[b.position]
             bad.append(deadletter.dead_letter(
-                deadletter.PARSE_RECORD, b.reason, group.paths[where_source[b.position]], b.error,
+                Stage.PARSE_RECORD, b.reason, group.paths[where_source[b.position]], b.error,
                 record_index=None if rec < 0 else rec, byte_offset=where_offset[b.position], split=group.split))
         self.records_read.inc(len(payloads))
         self.damaged.inc(len(bad))
-        for i, row in enumerate(bad):
-            if i < 3:
-                log.warning('dead letter: %s', deadletter.describe(row))
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, row)
+        yield from tag_dead_letters(bad, log)
         stats.bump(st, 'splits', group.split, 'records_in', records_in)
         stats.bump(st, 'splits', group.split, 'shards', len(group.paths))
         stats.bump(st, 'timings', 'read_parse', time.perf_counter() - started)
@@ -372,33 +368,35 @@ class _ReadShardGroupFn(beam.DoFn):
                          np.asarray(where_offset, np.int64))
 
 
+class ReadOutputs(NamedTuple):
+    """ReadShards' and ReadTarball's outputs."""
+    records: PCollection[ShardBatch]
+    dead_letters: PCollection[dict]
+    stats: PCollection[dict]
+
+
 class ReadShards(beam.PTransform):
-    """PCollection[ShardGroup] -> {'records': PCollection[ShardBatch], 'dead_letters': dicts, 'stats': dicts}.
+    """PCollection[ShardGroup] -> ReadOutputs: a ShardBatch per group, dead letters, stats.
 
     Every framed record, damaged stretch and unreadable file is counted in ``records_in``; each one is
-    either in a ShardBatch or a dead letter. ``redistribute=False`` parses each group where it was made
-    (ReadTarball: its groups carry their bytes, which a shuffle would hold all at once).
+    either in a ShardBatch or a dead letter. Groups are redistributed first, so every worker parses.
     """
 
-    def __init__(self, redistribute: bool = True):
-        super().__init__()
-        self.redistribute = redistribute
-
-    def expand(self, groups):
-        if self.redistribute:
-            groups = groups | 'Redistribute' >> beam.Reshuffle()
+    def expand(self, groups: PCollection[ShardGroup]) -> ReadOutputs:
         out = (groups
+               | 'Redistribute' >> beam.Reshuffle()
                | 'ReadAndParse' >> beam.ParDo(_ReadShardGroupFn()).with_output_types(ShardBatch).with_outputs(
                    DEAD_LETTERS, STATS, main='records'))
-        return {'records': out.records, DEAD_LETTERS: out[DEAD_LETTERS], STATS: out[STATS]}
+        return ReadOutputs(out.records, out[DEAD_LETTERS], out[STATS])
 
 
 class _StreamTarballFn(beam.DoFn):
-    """tarball path -> ShardGroups of its shard members (their bytes inside), cut per split at about
-    ``target_bytes`` in archive order, like ``plan_shard_groups`` cuts a sorted folder; every other member
-    and every damaged stretch of the archive becomes a dead letter naming ``tarball:member``."""
+    """tarball path -> ShardGroups of its shard members (their bytes in one spill file under ``spill_dir``
+    each), cut per split at about ``target_bytes`` in archive order, like ``plan_shard_groups`` cuts a sorted
+    folder; every other member and every damaged stretch of the archive becomes a dead letter naming
+    ``tarball:member``."""
 
-    def __init__(self, target_bytes: int, spill_dir: str | None = None, http: dict | None = None):
+    def __init__(self, target_bytes: int, spill_dir: str, http: dict | None = None):
         if target_bytes <= 0:
             raise ValueError(f'target_bytes must be positive, got {target_bytes}')
         self.target_bytes, self.spill_dir, self.http = target_bytes, spill_dir, dict(http or {})
@@ -417,21 +415,18 @@ class _StreamTarballFn(beam.DoFn):
             nonlocal next_id
             names, blobs, _ = current.pop(folder)
             split = layout.FEATURE_FOLDERS[folder]
-            if self.spill_dir is None:
-                group = ShardGroup(next_id, split, tuple(names), tuple(blobs))
-            else:
-                # The group's bytes go to one spill file; only its name and the member ends travel, so the
-                # groups can be redistributed (parsed by every worker) without a shuffle holding the tarball.
-                path = layout.join(self.spill_dir, 'tarball', f'group-{next_id:06d}.bin')
-                fileio.write_bytes(path, b''.join(blobs))
-                ends = tuple(np.cumsum([len(b) for b in blobs]).tolist())
-                group = ShardGroup(next_id, split, tuple(names), spill=(path, ends))
+            # The group's bytes go to one spill file; only its name and the member ends travel, so the
+            # groups can be redistributed (parsed by every worker) without a shuffle holding the tarball.
+            path = layout.join(self.spill_dir, 'tarball', f'group-{next_id:06d}.bin')
+            fileio.write_bytes(path, b''.join(blobs))
+            ends = tuple(np.cumsum([len(b) for b in blobs]).tolist())
+            group = ShardGroup(next_id, split, tuple(names), spill=(path, ends))
             next_id += 1
             return group
 
         def reject(reason: str, source: str, error: str, split: str | None, records: int, offset=None,
                    estimated: bool = False) -> None:
-            bad.append(deadletter.dead_letter(deadletter.READ_SHARD, reason, source, error, byte_offset=offset,
+            bad.append(deadletter.dead_letter(Stage.READ_SHARD, reason, source, error, byte_offset=offset,
                                               split=split, records=records, records_estimated=estimated))
             if records:
                 stats.bump(st, 'splits', split or 'unknown', 'records_in', records)
@@ -517,40 +512,36 @@ class _StreamTarballFn(beam.DoFn):
             if folder in current:
                 yield cut(folder)
         self.damaged.inc(len(bad))
-        for i, row in enumerate(bad):
-            if i < 3:
-                log.warning('dead letter: %s', deadletter.describe(row))
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, row)
+        yield from tag_dead_letters(bad, log)
         stats.bump(st, 'timings', 'read_tarball', time.perf_counter() - started)
         yield beam.pvalue.TaggedOutput(STATS, st)
         log.info('streamed %s: %d shard groups, %d dead letters', tarball, next_id, len(bad))
 
 
 class ReadTarball(beam.PTransform):
-    """PCollection[str] (tarball paths: local, gs:// or http(s)://) -> the same dict as ReadShards.
+    """PCollection[str] (tarball paths: local, gs:// or http(s)://) -> ReadOutputs, as ReadShards.
 
     One reader streams each tarball (never unpacked as a tree) and cuts its shard members into groups of
-    about ``target_bytes``. With ``spill_dir`` (the build), each group's bytes are written to one spill file
-    as it is cut and only its name travels: the groups are redistributed, so parsing, labelling and writing
-    fan out over every worker while the runner's shuffle holds descriptors, never the tarball (a shuffle of
-    the bytes themselves held 4.8 GB in the DirectRunner's runner process for a 0.64 GB tarball). Without
-    it, groups carry their bytes and are parsed where they are cut (fused). Sources are named
-    ``<tarball>:<member>``; every member and damaged stretch is either read or a dead letter, and counted in
-    ``records_in``.
+    about ``target_bytes``. Each group's bytes are written to one spill file under ``spill_dir`` as it is
+    cut and only its name travels: the groups are redistributed, so parsing, labelling and writing fan out
+    over every worker while the runner's shuffle holds descriptors, never the tarball (a shuffle of the
+    bytes themselves held 4.8 GB in the DirectRunner's runner process for a 0.64 GB tarball). Sources are
+    named ``<tarball>:<member>``; every member and damaged stretch is either read or a dead letter, and
+    counted in ``records_in``.
     """
 
-    def __init__(self, target_bytes: int, spill_dir: str | None = None, http: dict | None = None):
+    def __init__(self, target_bytes: int, spill_dir: str, http: dict | None = None):
         super().__init__()
         self.target_bytes, self.spill_dir, self.http = target_bytes, spill_dir, http
 
-    def expand(self, tarballs):
+    def expand(self, tarballs: PCollection[str]) -> ReadOutputs:
         streamed = (tarballs | 'StreamTarball' >> beam.ParDo(_StreamTarballFn(self.target_bytes, self.spill_dir,
                                                                                self.http))
                     .with_output_types(ShardGroup).with_outputs(DEAD_LETTERS, STATS, main='groups'))
-        read = streamed.groups | 'ReadShards' >> ReadShards(redistribute=self.spill_dir is not None)
-        dead = (streamed[DEAD_LETTERS], read[DEAD_LETTERS]) | 'FlattenDeadLetters' >> beam.Flatten()
-        st = (streamed[STATS], read[STATS]) | 'FlattenStats' >> beam.Flatten()
-        return {'records': read['records'], DEAD_LETTERS: dead, STATS: st}
+        read = streamed.groups | 'ReadShards' >> ReadShards()
+        dead = (streamed[DEAD_LETTERS], read.dead_letters) | 'FlattenDeadLetters' >> beam.Flatten()
+        st = (streamed[STATS], read.stats) | 'FlattenStats' >> beam.Flatten()
+        return ReadOutputs(read.records, dead, st)
 
 
 def plan_features(features_dir: str | None, target_bytes: int) -> tuple[FeatureSource | None, list[ShardGroup], dict]:
@@ -571,7 +562,7 @@ def plan_features(features_dir: str | None, target_bytes: int) -> tuple[FeatureS
 
 
 def read_features(p, source: FeatureSource | None, groups: list[ShardGroup], target_bytes: int,
-                  spill_dir: str | None = None, http: dict | None = None) -> dict:
+                  spill_dir: str, http: dict | None = None) -> ReadOutputs:
     """Adds the read of ``source`` to pipeline ``p`` (step labels stay those of the loose-shard build).
     ``spill_dir``: where a tarball's shard groups are written for redistribution (see ReadTarball);
     ``http``: keyword arguments of ``fileio.open_stream`` for an http(s) tarball (timeout, deadline)."""

@@ -9,16 +9,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import NamedTuple
 
 import apache_beam as beam
 import pyarrow.ipc as ipc
+from apache_beam import PCollection
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms import fileio
-from transforms.core import deadletter, layout, stats
+from transforms.core import layout, stats
 from transforms.core.ontology import Vocabulary
 from transforms.core.segments_csv import SegmentIndex, parse_segments_csv
+from transforms.deadletters import DEAD_LETTERS, STATS, tag_dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +60,7 @@ class _ParseCsvFn(beam.DoFn):
         parsed = parse_segments_csv(data, path, split, self.vocab.known_mids)
         self.rows.inc(parsed.lines)
         self.bad.inc(len(parsed.dead_letters))
-        for i, row in enumerate(parsed.dead_letters):
-            if i < 3:
-                log.warning('dead letter: %s', deadletter.describe(row))
-            yield beam.pvalue.TaggedOutput('dead_letters', row)
+        yield from tag_dead_letters(parsed.dead_letters, log)
         index_path = layout.join(self.spill_dir, 'csv', f'{split}.arrow')
         with FileSystems.create(index_path, compression_type='uncompressed') as f:
             with ipc.new_file(f, parsed.table.schema) as writer:
@@ -82,13 +82,20 @@ class _ParseCsvFn(beam.DoFn):
                 st['incomplete_inputs'] = [{'source': path, 'reason': 'truncated-csv', 'records_estimated': 0,
                                             'error': f'{why}: the file was cut short (a partial download?)'}]
         stats.bump(st, 'timings', 'parse_csv', time.perf_counter() - started)
-        yield beam.pvalue.TaggedOutput('stats', st)
+        yield beam.pvalue.TaggedOutput(STATS, st)
         log.info('read %s: %d rows, %d rejected', path, parsed.lines, len(parsed.dead_letters))
         yield split, (index_path, path)
 
 
+class CsvOutputs(NamedTuple):
+    """ReadSegmentCsvs' outputs."""
+    index: PCollection[tuple[str, tuple[str, str]]]     # (split, (index path, csv path))
+    dead_letters: PCollection[dict]
+    stats: PCollection[dict]
+
+
 class ReadSegmentCsvs(beam.PTransform):
-    """PCollection[(split, csv path)] -> {'index': (split, (index path, csv path)), 'dead_letters', 'stats'}.
+    """PCollection[(split, csv path)] -> CsvOutputs: (split, (index path, csv path)) per CSV, dead letters, stats.
 
     A line that cannot be used (see ``parse_segments_csv``) is a dead letter with file and line number.
     Load an index with ``load_index(*paths)``.
@@ -98,7 +105,7 @@ class ReadSegmentCsvs(beam.PTransform):
         super().__init__()
         self.vocab, self.spill_dir = vocab, spill_dir
 
-    def expand(self, csvs):
+    def expand(self, csvs: PCollection[tuple[str, str]]) -> CsvOutputs:
         out = csvs | 'ParseCsv' >> beam.ParDo(_ParseCsvFn(self.vocab, self.spill_dir)).with_outputs(
-            'dead_letters', 'stats', main='index')
-        return {'index': out.index, 'dead_letters': out.dead_letters, 'stats': out.stats}
+            DEAD_LETTERS, STATS, main='index')
+        return CsvOutputs(out.index, out[DEAD_LETTERS], out[STATS])

@@ -7,19 +7,20 @@ import time
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam import PCollection
 
 from transforms import fileio
 from transforms.core import layout, seal, stats
+from transforms.core.deadletter import AUDIO_STAGES, RECORD_STAGES, Stage
 from transforms.core.label_quality import LabelQuality
 from transforms.core.ontology import Vocabulary
 from transforms.core.schema import CLASSES, DEAD_LETTERS, SPLITS
+from transforms.deadletters import STATS
 from transforms.publish import Publish
-from transforms.write import WrittenFile
+from transforms.write import WriteOutputs, WrittenFile
 
 log = logging.getLogger(__name__)
 
-RECORD_STAGES = ('read-shard', 'parse-record', 'label-record', 'check-segments')
-AUDIO_STAGES = ('discover-audio', 'embed-audio', 'label-audio')
 _DL_ORDER = ['stage', 'source', 'line_number', 'record_index', 'byte_offset', 'reason']
 
 
@@ -29,7 +30,7 @@ def once_per_strong_event(rows: list[dict]) -> list[dict]:
     seen: set = set()
     out = []
     for r in rows:
-        if r['stage'] == 'join-strong':
+        if r['stage'] == Stage.JOIN_STRONG:
             key = (r['source'], r['line_number'])
             if key in seen:
                 continue
@@ -60,22 +61,22 @@ class _WriteDeadLettersFn(beam.DoFn):
                     stats.bump(st, 'splits', r['split'] or 'unknown', 'dead_letters_estimated', r['records'])
             elif r['stage'] in AUDIO_STAGES:
                 stats.bump(st, 'audio', 'dead_letters', 1)
-        yield beam.pvalue.TaggedOutput('stats', st)
+        yield beam.pvalue.TaggedOutput(STATS, st)
 
 
 class WriteDeadLetters(beam.PTransform):
-    """PCollection[dict] -> {'files': WrittenFile, 'stats'}: one sorted Parquet file, written even when empty."""
+    """PCollection[dict] -> WriteOutputs: one sorted Parquet file (written even when empty), stats."""
 
     def __init__(self, output_dir: str):
         super().__init__()
         self.output_dir = output_dir
 
-    def expand(self, rows):
+    def expand(self, rows: PCollection[dict]) -> WriteOutputs:
         out = (rows
                | 'CollectDeadLetters' >> beam.combiners.ToList()
                | 'WriteDeadLetterFile' >> beam.ParDo(_WriteDeadLettersFn(self.output_dir)).with_outputs(
-                   'stats', main='files'))
-        return {'files': out.files, 'stats': out.stats}
+                   STATS, main='files'))
+        return WriteOutputs(out.files, out[STATS])
 
 
 def class_table(vocab: Vocabulary, run_stats: dict, quality: LabelQuality | None = None,

@@ -10,16 +10,19 @@ import json
 import logging
 import threading
 import time
+from typing import NamedTuple
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.ipc as ipc
+from apache_beam import PCollection
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms import fileio
-from transforms.core import deadletter, layout, stats, strong
+from transforms.core import layout, stats, strong
 from transforms.core.strong import StrongIndex
+from transforms.deadletters import DEAD_LETTERS, STATS, tag_dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -124,17 +127,21 @@ class _ParseStrongFn(beam.DoFn):
             out['names'] = layout.join(self.spill_dir, 'strong', 'names.json')
             fileio.write_bytes(out['names'], json.dumps(names).encode())
         st['strong_classes'] = {'counts': counts, 'names': names}
-        for i, row in enumerate(dead):
-            if i < 3:
-                log.warning('dead letter: %s', deadletter.describe(row))
-            yield beam.pvalue.TaggedOutput('dead_letters', row)
+        yield from tag_dead_letters(dead, log)
         stats.bump(st, 'timings', 'parse_strong', time.perf_counter() - started)
-        yield beam.pvalue.TaggedOutput('stats', st)
+        yield beam.pvalue.TaggedOutput(STATS, st)
         yield out
 
 
+class StrongOutputs(NamedTuple):
+    """ReadStrongLabels' outputs."""
+    index: PCollection[dict]        # one dict of spill paths (see ``load_strong``)
+    dead_letters: PCollection[dict]
+    stats: PCollection[dict]
+
+
 class ReadStrongLabels(beam.PTransform):
-    """PBegin -> {'index': one dict of spill paths (see ``load_strong``), 'dead_letters', 'stats'}.
+    """PBegin -> StrongOutputs: one dict of spill paths (see ``load_strong``), dead letters, stats.
 
     ``files``: role -> path, from ``find_strong_files``. A line that cannot be used is a ``parse-strong``
     dead letter with file and line (see transforms.core.strong), counted per file in ``stats['strong']
@@ -148,9 +155,9 @@ class ReadStrongLabels(beam.PTransform):
         self.files, self.spill_dir = dict(files), spill_dir
         self.known_mids = frozenset(known_mids) if known_mids is not None else None
 
-    def expand(self, pbegin):
+    def expand(self, pbegin: beam.pvalue.PBegin) -> StrongOutputs:
         out = (pbegin
                | 'StrongFiles' >> beam.Create([self.files])
                | 'ParseStrong' >> beam.ParDo(_ParseStrongFn(self.spill_dir, self.known_mids)).with_outputs(
-                   'dead_letters', 'stats', main='index'))
-        return {'index': out.index, 'dead_letters': out.dead_letters, 'stats': out.stats}
+                   DEAD_LETTERS, STATS, main='index'))
+        return StrongOutputs(out.index, out[DEAD_LETTERS], out[STATS])

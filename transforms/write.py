@@ -20,12 +20,14 @@ import functools
 import logging
 import time
 import zlib
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
+from apache_beam import PCollection
 from apache_beam.metrics import Metrics
 
 from transforms import fileio
@@ -34,6 +36,7 @@ from transforms.coders import BatchCoder
 from transforms.core.check import WritePlan
 from transforms.core.partition import partition_rows
 from transforms.core.schema import CLIPS
+from transforms.deadletters import STATS
 from transforms.label import SegmentBatch
 from transforms.segments import release_indexes
 from transforms.strong import release_strong
@@ -113,7 +116,7 @@ class _SpillFn(beam.DoFn):
         for i, (label, rows, primary) in enumerate(parts):
             ref = SpillRef(batch.group_id, label, path, i if exploded else 0, rows, primary, exploded)
             yield (batch.split, label if exploded else bucket_of(label)), ref
-        yield beam.pvalue.TaggedOutput('stats', {'timings': {'spill': time.perf_counter() - started}})
+        yield beam.pvalue.TaggedOutput(STATS, {'timings': {'spill': time.perf_counter() - started}})
 
 
 @functools.lru_cache(maxsize=8)
@@ -275,12 +278,18 @@ class _WritePartitionsFn(beam.DoFn):
                 self.files.inc()
                 self.rows.inc(n)
                 yield WrittenFile(CLIPS.name, path, n, (('split', split), ('label', label)))
-        yield beam.pvalue.TaggedOutput('stats', {'timings': {'write': time.perf_counter() - started - gathering,
+        yield beam.pvalue.TaggedOutput(STATS, {'timings': {'write': time.perf_counter() - started - gathering,
                                                              'gather': gathering}})
 
 
+class WriteOutputs(NamedTuple):
+    """WriteClips' (and WriteDeadLetters') outputs."""
+    files: PCollection[WrittenFile]
+    stats: PCollection[dict]
+
+
 class WriteClips(beam.PTransform):
-    """(PCollection[SegmentBatch], plan) -> {'files': WrittenFile per Parquet file under ``clips/``, 'stats'}.
+    """(PCollection[SegmentBatch], plan) -> WriteOutputs: a WrittenFile per Parquet file under ``clips/``, stats.
 
     ``plan`` is a singleton PCollection of WritePlan (see CheckSegments): released records found to repeat
     a segment seen earlier in their split, left out of every partition, and each split's label counts,
@@ -305,10 +314,10 @@ class WriteClips(beam.PTransform):
         # most of the write time; every other column is zstd. See README: Performance.
         self.embedding_compression = embedding_compression
 
-    def expand(self, inputs):
+    def expand(self, inputs: tuple[PCollection[SegmentBatch], PCollection[WritePlan]]) -> WriteOutputs:
         segments, plan = inputs
         spill_dir = layout.join(self.output_dir, layout.SPILL_DIR)
-        spilled = segments | 'SpillSegments' >> beam.ParDo(_SpillFn(spill_dir, self.exploded_spill)).with_outputs('stats', main='refs')
+        spilled = segments | 'SpillSegments' >> beam.ParDo(_SpillFn(spill_dir, self.exploded_spill)).with_outputs(STATS, main='refs')
         written = (spilled.refs
                    | 'Typed' >> beam.Map(lambda kv: kv).with_output_types(
                        beam.typehints.Tuple[beam.typehints.Tuple[str, beam.typehints.Union[int, str]], SpillRef])
@@ -316,6 +325,6 @@ class WriteClips(beam.PTransform):
                    | 'WritePartitions' >> beam.ParDo(
                        _WritePartitionsFn(self.output_dir, self.max_rows_per_file, self.row_group_rows,
                                          self.embedding_compression),
-                       beam.pvalue.AsSingleton(plan, default_value=WritePlan())).with_outputs('stats', main='files'))
-        return {'files': written.files, 'stats': (spilled.stats, written.stats) | 'FlattenWriteStats' >> beam.Flatten()}
+                       beam.pvalue.AsSingleton(plan, default_value=WritePlan())).with_outputs(STATS, main='files'))
+        return WriteOutputs(written.files, (spilled[STATS], written[STATS]) | 'FlattenWriteStats' >> beam.Flatten())
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.core import deadletter, keys, stats
+from transforms.core.deadletter import Stage
 from transforms.core.join import AGREE, DISAGREE, segment_stats
 from transforms.core.ontology import Vocabulary
 from transforms.core.schema import MISSING_FEATURES, MISSING_STRONG, SOURCE_RELEASED, STRONG_SPLITS
@@ -218,7 +219,7 @@ def _duplicates(out: Checked, split: str, table: pa.Table, ids: pa.Array, first:
         j = first_of[id_list[i]]
         where = f'{cols["source_file"][j]} record {cols["source_record"][j]} (byte {cols["source_offset"][j]})'
         out.dead_letters.append(deadletter.dead_letter(
-            deadletter.CHECK_SEGMENTS, 'duplicate-segment', cols['source_file'][i],
+            Stage.CHECK_SEGMENTS, 'duplicate-segment', cols['source_file'][i],
             f'segment {id_list[i]} already read from {where}; the first occurrence is kept',
             record_index=cols['source_record'][i], byte_offset=cols['source_offset'][i], split=split,
             video_id=id_list[i].rsplit('_', 1)[0], start_time_seconds=int(id_list[i].rsplit('_', 1)[1]) / 1000))

@@ -1,29 +1,44 @@
 """Dead-letter rows: every rejected input becomes one row of the ``dead_letters`` table."""
 from __future__ import annotations
 
+import enum
+
 from transforms.core.schema import DEAD_LETTERS
 
 _FIELDS = tuple(DEAD_LETTERS.names)
 
-# Stages, in pipeline order.
-READ_SHARD = 'read-shard'
-PARSE_RECORD = 'parse-record'
-LABEL_RECORD = 'label-record'
-PARSE_CSV = 'parse-csv'
-DISCOVER_AUDIO = 'discover-audio'
-EMBED_AUDIO = 'embed-audio'
-LABEL_AUDIO = 'label-audio'
-CHECK_SEGMENTS = 'check-segments'
+
+class Stage(str, enum.Enum):
+    """Where an input was rejected, in pipeline order; the value is the dead_letters table's ``stage``."""
+    READ_SHARD = 'read-shard'
+    PARSE_RECORD = 'parse-record'
+    LABEL_RECORD = 'label-record'
+    PARSE_CSV = 'parse-csv'
+    PARSE_STRONG = 'parse-strong'
+    JOIN_STRONG = 'join-strong'
+    DISCOVER_AUDIO = 'discover-audio'
+    EMBED_AUDIO = 'embed-audio'
+    LABEL_AUDIO = 'label-audio'
+    CHECK_SEGMENTS = 'check-segments'
 
 
-def dead_letter(stage: str, reason: str, source: str, error: str, **fields) -> dict:
-    """One dead-letter row; ``fields`` may set record_index, byte_offset, line_number, split, video_id..."""
+# The values of the stages whose dead letters are records of the shards (counted per split, in records) and
+# of those whose dead letters are audio files (counted once each). Values, not members: a row holds the
+# plain string, and a str Enum member hashes by its name.
+RECORD_STAGES = frozenset(s.value for s in (Stage.READ_SHARD, Stage.PARSE_RECORD, Stage.LABEL_RECORD,
+                                            Stage.CHECK_SEGMENTS))
+AUDIO_STAGES = frozenset(s.value for s in (Stage.DISCOVER_AUDIO, Stage.EMBED_AUDIO, Stage.LABEL_AUDIO))
+
+
+def dead_letter(stage: Stage, reason: str, source: str, error: str, **fields) -> dict:
+    """One dead-letter row; ``fields`` may set record_index, byte_offset, line_number, split, video_id...
+    ``stage`` is stored as its plain string value (the table's column, and what pickles between workers)."""
     unknown = set(fields) - set(_FIELDS)
     if unknown:
         raise TypeError(f'unknown dead-letter fields {sorted(unknown)}')
     row = dict.fromkeys(_FIELDS)
     row.update(records=1, records_estimated=False)
-    row.update(fields, stage=stage, reason=reason, source=source, error=error)
+    row.update(fields, stage=Stage(stage).value, reason=reason, source=source, error=error)
     return row
 
 

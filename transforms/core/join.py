@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.core import deadletter, keys, stats
+from transforms.core.deadletter import Stage
 from transforms.core.ontology import Vocabulary
 from transforms.core.schema import (CLIPS, EMBEDDING_DIM, LABELS_FROM_CSV, LABELS_FROM_SHARD, LABELS_NONE,
                                     SOURCE_COMPUTED, SOURCE_RELEASED, UNLABELLED)
@@ -162,7 +163,7 @@ def label_records(records: Records, split: str, sources: Sequence[str], source_i
         rec = int(record_index[pos]) if not computed and record_index[pos] >= 0 else None
         off = int(byte_offset[pos]) if byte_offset is not None and byte_offset[pos] >= 0 else None
         bad.append(deadletter.dead_letter(
-            deadletter.LABEL_AUDIO if computed else deadletter.LABEL_RECORD, reason, sources[source_index[pos]],
+            Stage.LABEL_AUDIO if computed else Stage.LABEL_RECORD, reason, sources[source_index[pos]],
             error, record_index=rec, byte_offset=off, split=split, video_id=records.video_id[i],
             start_time_seconds=starts[i] / 1000.0, records=1))
 

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.core import deadletter, keys
+from transforms.core.deadletter import Stage
 from transforms.core.keys import KeyIndex
 
 SEGMENTS_SCHEMA = pa.schema([
@@ -176,7 +177,7 @@ def _dead_letter(source: str, split: str, reason: str, line_number: int, line: s
     if reason == 'unknown-mid':
         mids = [m.strip() for m in fields[3].strip('"').split(',') if m.strip()]
         detail += f': {[m for m in mids if m not in known_mids]}'
-    return deadletter.dead_letter(deadletter.PARSE_CSV, reason, source, f'{detail}: {line[:200]!r}',
+    return deadletter.dead_letter(Stage.PARSE_CSV, reason, source, f'{detail}: {line[:200]!r}',
                                   line_number=line_number, split=split, **extra)
 
 

@@ -22,11 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.core import deadletter, keys
+from transforms.core.deadletter import Stage
 from transforms.core.keys import KeyIndex
 from transforms.core.segments_csv import _lines
 
-PARSE_STRONG = 'parse-strong'
-JOIN_STRONG = 'join-strong'
 
 HEADER = ('segment_id', 'start_time_seconds', 'end_time_seconds', 'label')
 FRAMED_HEADER = HEADER + ('present',)
@@ -146,10 +145,10 @@ def parse_display_names(data: bytes, path: str = 'mid_to_display_name.tsv') -> D
         mid, sep, name = line.partition('\t')
         mid, name = mid.strip(), name.strip()
         if not sep or not name or not re.match(_MID, mid):
-            bad.append(deadletter.dead_letter(PARSE_STRONG, 'bad-display-name', path,
+            bad.append(deadletter.dead_letter(Stage.PARSE_STRONG, 'bad-display-name', path,
                                               f'expected MID<TAB>name: {line[:200]!r}', line_number=i))
         elif mid in names:
-            bad.append(deadletter.dead_letter(PARSE_STRONG, 'duplicate-mid', path,
+            bad.append(deadletter.dead_letter(Stage.PARSE_STRONG, 'duplicate-mid', path,
                                               f'{mid} named again ({name!r}; kept {names[mid]!r})',
                                               line_number=i))
         else:
@@ -180,7 +179,7 @@ def _parse(data: bytes, path: str, columns: tuple[str, ...], split: str | None,
     nonblank = ~_mask(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0))
     if not nonblank.any():
         return ParsedStrong(empty, [deadletter.dead_letter(
-            PARSE_STRONG, 'empty-file', path, 'empty file: no header, no events', records=0, split=split)], 0,
+            Stage.PARSE_STRONG, 'empty-file', path, 'empty file: no header, no events', records=0, split=split)], 0,
             'empty file: no header, no events')
     header = tuple(f.strip() for f in lines[0].as_py().split('\t'))
     data_lines = int(nonblank[1:].sum())
@@ -188,7 +187,7 @@ def _parse(data: bytes, path: str, columns: tuple[str, ...], split: str | None,
         why = (f'line 1 must be the header {chr(9).join(columns)!r} ({len(columns)} fields), got '
                f'{lines[0].as_py()[:200]!r} ({len(header)} fields)')
         return ParsedStrong(empty, [deadletter.dead_letter(
-            PARSE_STRONG, 'bad-header', path, f'{why}; the file is not read ({data_lines} lines after it)',
+            Stage.PARSE_STRONG, 'bad-header', path, f'{why}; the file is not read ({data_lines} lines after it)',
             line_number=1, records=data_lines, split=split)], data_lines, f'bad header: {why}')
     is_data = nonblank.copy()
     is_data[0] = False
@@ -282,7 +281,7 @@ def _dead_letter(path: str, split: str | None, columns: tuple[str, ...], reason:
     if sep and re.match(_SEGMENT_ID, f'{vid}_{ms}'):
         extra.update(video_id=vid, start_time_seconds=int(ms) / 1000.0)
     detail = _MESSAGES[reason].format(n=len(columns), names=', '.join(columns))
-    return deadletter.dead_letter(PARSE_STRONG, reason, path, f'{detail}: {line[:200]!r}',
+    return deadletter.dead_letter(Stage.PARSE_STRONG, reason, path, f'{detail}: {line[:200]!r}',
                                   line_number=line_number, split=split, **extra)
 
 
@@ -468,7 +467,7 @@ class StrongIndex:
     def _after_end(self, ev: int, dur_ms: int) -> dict:
         t = self.events.table
         return deadletter.dead_letter(
-            JOIN_STRONG, 'event-after-segment-end', self.source,
+            Stage.JOIN_STRONG, 'event-after-segment-end', self.source,
             f'{t["label"][ev].as_py()} event starts at {self._onset[ev] / 1000:.3f} s, after the segment\'s '
             f'end ({dur_ms / 1000:.3f} s)', line_number=int(t['line_number'][ev].as_py()),
             video_id=t['video_id'][ev].as_py(), start_time_seconds=t['start_ms'][ev].as_py() / 1000.0)
