@@ -144,11 +144,11 @@ def _recount(build) -> dict:
 
 
 def test_segments_per_split_figure_draws_segments_built_and_records_rejected(build, monkeypatch):
-    from transforms.core import report
+    from transforms.core import report_figures
     expected = _recount(build)
     assert expected['eval'][1] == 3   # records in != segments out in eval: the two figures differ
     drawn = _Drawn(monkeypatch)
-    svg = report.fig_segments_per_split(build['manifest'])
+    svg = report_figures.fig_segments_per_split(build['manifest'])
     (_, _, (y1, built), k1), (_, _, (y2, rejected), k2) = [c for c in drawn.calls if c[0] == 'barh']
     splits = ['eval', 'balanced_train']      # the figure's order: the SPLITS order
     assert list(built) == [expected[s][0] for s in splits] and list(rejected) == [expected[s][1] for s in splits]
@@ -166,7 +166,7 @@ def test_segments_per_split_figure_draws_segments_built_and_records_rejected(bui
 def test_ontology_and_class_figures_draw_the_recounted_segments(build, monkeypatch):
     """The branch figure: per root of the ontology (no parent), the segments with a label in its subtree;
     the class distribution: per label of the class index, its segments, both recounted from clips/."""
-    from transforms.core import report
+    from transforms.core import report_figures
     nodes = json.loads((build['inputs'] / 'ontology.json').read_text())
     children = {n['id']: n.get('child_ids', []) for n in nodes}
     names = {n['id']: n['name'] for n in nodes}
@@ -176,7 +176,7 @@ def test_ontology_and_class_figures_draw_the_recounted_segments(build, monkeypat
     classes = pq.read_table(build['out'] / 'classes.parquet')
     splits = ['eval', 'balanced_train']
     drawn = _Drawn(monkeypatch)
-    report.fig_ontology_branches(classes, splits)
+    report_figures.fig_ontology_branches(classes, splits)
     bars = [c for c in drawn.calls if c[0] == 'barh']
     assert len(bars) == 2
     labels = [t.get_text() for t in bars[0][1].get_yticklabels()]
@@ -187,7 +187,7 @@ def test_ontology_and_class_figures_draw_the_recounted_segments(build, monkeypat
         by_name = {names[r]: sum(not ls.isdisjoint(subtree(children, r)) for ls in rows) for r in roots}
         assert list(values) == [by_name[n] for n in labels], split
     drawn.calls.clear()
-    report.fig_class_distribution(classes, splits)
+    report_figures.fig_class_distribution(classes, splits)
     steps = [c for c in drawn.calls if c[0] == 'stairs']
     assert len(steps) == 2
     with open(build['inputs'] / 'class_labels_indices.csv') as f:
@@ -199,10 +199,10 @@ def test_ontology_and_class_figures_draw_the_recounted_segments(build, monkeypat
 
 
 def test_missing_features_and_dead_letter_figures_draw_the_output_files(build, monkeypatch):
-    from transforms.core import report
+    from transforms.core import report_figures
     out, manifest = build['out'], build['manifest']
     drawn = _Drawn(monkeypatch)
-    report.fig_missing_features(manifest)
+    report_figures.fig_missing_features(manifest)
     (_, _, (_, matched), _), (_, _, (_, missing), _) = [c for c in drawn.calls if c[0] == 'barh']
     splits = [s for s in ('eval', 'balanced_train') if s in manifest['csv']]
     in_files = [pq.ParquetFile(out / 'missing_features' / f'split={s}' / 'part-00000.parquet').metadata.num_rows
@@ -213,7 +213,7 @@ def test_missing_features_and_dead_letter_figures_draw_the_output_files(build, m
     assert list(missing) == in_files
     assert [m + n for m, n in zip(matched, missing)] == lines
     drawn.calls.clear()
-    report.fig_dead_letters(manifest['dead_letters']['by_stage_and_reason'])
+    report_figures.fig_dead_letters(manifest['dead_letters']['by_stage_and_reason'])
     ((_, ax, (_, values), _),) = [c for c in drawn.calls if c[0] == 'barh']
     dead = collections.Counter(f'{d["stage"]}/{d["reason"]}'
                                for d in pq.read_table(out / 'dead_letters' / 'part-00000.parquet').to_pylist())

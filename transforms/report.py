@@ -1,4 +1,4 @@
-"""report.html of an output folder (local or gs://): gathers the small tables, renders (transforms.core.report).
+"""report.html of an output folder (local or gs://): gathers the small tables, renders (transforms.core.report_page).
 
 Reads manifest.json, classes.parquet, the first rows of dead_letters/ and the footers of missing_features/;
 never the embeddings of released rows. Two cases read more, both bounded:
@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 
 from transforms import fileio
 from transforms.core import layout
-from transforms.core import report as core
-from transforms.core.schema import SOURCE_COMPUTED, SOURCE_RELEASED
+from transforms.core import report_page, report_stats as stats
+from transforms.core.schema import EMBEDDING_DIM, SOURCE_COMPUTED, SOURCE_RELEASED, SPLITS
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +36,13 @@ DEAD_LETTER_EXAMPLES = 10
 _THREADS = 16               # footer reads in parallel (gs:// latency)
 
 
-def write_report(output_dir: str, manifest: dict | None = None, data: core.ReportInput | None = None) -> str:
+def write_report(output_dir: str, manifest: dict | None = None, data: stats.ReportInput | None = None) -> str:
     """Writes ``<output_dir>/report.html`` from the dataset there (``manifest``: the manifest's content,
     when the caller has it and manifest.json is not written yet; ``data``: what ``gather`` read, when the
     caller has it); returns its path."""
     data = data if data is not None else gather(output_dir, manifest)
     path = layout.join(output_dir, REPORT_FILE)
-    fileio.write_bytes(path, core.render(data).encode('utf-8'))
+    fileio.write_bytes(path, report_page.render(data).encode('utf-8'))
     return path
 
 
@@ -66,7 +66,7 @@ def write_report_or_error(output_dir: str, manifest: dict) -> dict:
     return {'path': path, 'seconds': seconds}
 
 
-def gather(output_dir: str, manifest: dict | None = None) -> core.ReportInput:
+def gather(output_dir: str, manifest: dict | None = None) -> stats.ReportInput:
     """Everything the report shows, from ``output_dir``."""
     import json
     if manifest is None:
@@ -84,10 +84,10 @@ def gather(output_dir: str, manifest: dict | None = None) -> core.ReportInput:
     if any(v.get('segments_out') for v in (audio.get('computed_by_split') or {}).values()):
         clip_files = clip_files if clip_files is not None else list_clip_files(output_dir)
         computed = read_computed(clip_files, manifest)
-    return core.ReportInput(
+    return stats.ReportInput(
         output_dir=output_dir, manifest=manifest, classes=classes, distributions=distributions,
         distributions_source=source, missing_files=missing_feature_rows(output_dir),
-        dead_letter_examples=dead_letter_examples(output_dir), computed=computed, generated=core.now())
+        dead_letter_examples=dead_letter_examples(output_dir), computed=computed, generated=report_page.now())
 
 
 # -- small tables ------------------------------------------------------------------------------------------
@@ -168,14 +168,14 @@ def count_distributions(clip_files: list, classes: pa.Table) -> dict:
         by_split.setdefault(split, []).append(t)
     order = {m: i for m, i in zip(classes['mid'].to_pylist(), classes['index'].to_pylist()) if i is not None}
     out = {}
-    for split in sorted(by_split, key=lambda s: (core.SPLITS.index(s) if s in core.SPLITS else 9, s)):
+    for split in sorted(by_split, key=lambda s: (SPLITS.index(s) if s in SPLITS else 9, s)):
         t = pa.concat_tables(by_split[split])
         released = t.filter(pc.equal(t['embedding_source'], SOURCE_RELEASED))
         computed = t.filter(pc.and_(
             pc.equal(t['embedding_source'], SOURCE_COMPUTED),
             pc.invert(pc.is_in(t['segment_id'], value_set=released['segment_id'].combine_chunks()))))
         t = pa.concat_tables([released, computed])
-        out[split] = core.distributions_from_rows(t['labels'].to_pylist(), t['num_frames'].to_pylist(), order)
+        out[split] = stats.distributions_from_rows(t['labels'].to_pylist(), t['num_frames'].to_pylist(), order)
     return out
 
 
@@ -197,7 +197,7 @@ def _computed_row_groups(item) -> list[int]:
 
 
 def _frames(value: bytes) -> np.ndarray:
-    return np.frombuffer(value, np.uint8).reshape(-1, core.EMBEDDING_DIM)
+    return np.frombuffer(value, np.uint8).reshape(-1, EMBEDDING_DIM)
 
 
 def _read_partition(files: list[str], budget: list[int]) -> dict:
@@ -267,7 +267,7 @@ def model_official(manifest: dict, fingerprints: dict) -> tuple[bool, str]:
                    f'{(fp or "?")[:12]}...), not files known to be the published VGGish weights.')
 
 
-def read_computed(clip_files: list, manifest: dict) -> core.Computed:
+def read_computed(clip_files: list, manifest: dict) -> stats.Computed:
     """Computed embeddings against released ones (see the module docstring for what is read)."""
     splits = {s for s, v in ((manifest.get('audio') or {}).get('computed_by_split') or {}).items()
               if v.get('segments_out')}
@@ -281,7 +281,7 @@ def read_computed(clip_files: list, manifest: dict) -> core.Computed:
         if (split, label) in partitions:
             partitions[(split, label)].append(path)
     budget = [MAX_PAIRS]
-    computed_hist = np.zeros((core.EMBEDDING_DIM, 256), np.int64)
+    computed_hist = np.zeros((EMBEDDING_DIM, 256), np.int64)
     twin_hist = np.zeros_like(computed_hist)
     reference: list = []
     pairs, fingerprints, rows, twins_total = [], {}, 0, 0
@@ -292,20 +292,20 @@ def read_computed(clip_files: list, manifest: dict) -> core.Computed:
             fingerprints[fp] = fingerprints.get(fp, 0) + n
         for seg, frames in sorted(part['computed'].items()):
             rows += 1
-            computed_hist += core.byte_histogram(frames)
+            computed_hist += stats.byte_histogram(frames)
             if seg in part['released']:
-                twin_hist += core.byte_histogram(part['released'][seg])
-                pairs.append(core.agreement(seg, split, frames, part['released'][seg]))
+                twin_hist += stats.byte_histogram(part['released'][seg])
+                pairs.append(stats.agreement(seg, split, frames, part['released'][seg]))
         if len(reference) < MAX_REFERENCE_ROWS:
             reference += part['reference'][:MAX_REFERENCE_ROWS - len(reference)]
     if twin_hist.sum():
         released_hist, what = twin_hist, f'the released bytes of the same {len(pairs):,} segments'
     elif reference:
-        released_hist = core.byte_histogram(np.concatenate(reference))
+        released_hist = stats.byte_histogram(np.concatenate(reference))
         what = f'the released bytes of {len(reference):,} segments stored next to them'
     else:
         released_hist, what = twin_hist, 'no released bytes (none stored next to them)'
     official, reason = model_official(manifest, fingerprints)
-    return core.Computed(rows=rows, fingerprints=fingerprints, official=official, official_reason=reason,
+    return stats.Computed(rows=rows, fingerprints=fingerprints, official=official, official_reason=reason,
                          computed_hist=computed_hist, released_hist=released_hist, released_reference=what,
                          pairs=pairs, pairs_total=twins_total)

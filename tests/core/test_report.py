@@ -1,4 +1,5 @@
-"""transforms.core.report: the numbers behind the figures, and the page's machine-checkable numbers."""
+"""transforms.core.report_stats and report_page: the numbers behind the figures, and the page's
+machine-checkable numbers."""
 import json
 import re
 
@@ -6,42 +7,43 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from transforms.core import report
+from transforms.core import report_stats as stats
+from transforms.core.report_page import render
 
 
 def test_dequantize_matches_youtube8m():
     q = np.array([0, 128, 255], np.uint8)
-    assert np.allclose(report.dequantize(q), q * 4.0 / 255.0 + (4.0 / 512.0 - 2.0))
+    assert np.allclose(stats.dequantize(q), q * 4.0 / 255.0 + (4.0 / 512.0 - 2.0))
 
 
 def test_byte_histogram_and_quantiles():
     frames = np.zeros((4, 128), np.uint8)
     frames[:, 0] = [10, 20, 30, 40]
     frames[:, 1] = 7
-    hist = report.byte_histogram(frames)
+    hist = stats.byte_histogram(frames)
     assert hist.shape == (128, 256) and hist.sum() == 4 * 128
     assert hist[0, 10] == hist[0, 40] == 1 and hist[1, 7] == 4
-    q25, q50, q75 = report.histogram_quantiles(hist)
+    q25, q50, q75 = stats.histogram_quantiles(hist)
     assert (q25[0], q50[0], q75[0]) == (10, 20, 30) and q50[1] == 7
-    assert np.isnan(report.histogram_quantiles(np.zeros((128, 256), np.int64))).all()
+    assert np.isnan(stats.histogram_quantiles(np.zeros((128, 256), np.int64))).all()
 
 
 def test_agreement_finds_the_shift():
     rng = np.random.default_rng(0)
     released = rng.integers(0, 256, (10, 128), dtype=np.uint8)
-    same = report.agreement('a_0', 'eval', released, released)
+    same = stats.agreement('a_0', 'eval', released, released)
     assert same.mean_abs_diff == 0 and same.cosine == pytest.approx(1, abs=1e-5) and same.best_offset == 0
-    shifted = report.agreement('a_0', 'eval', released[2:], released)   # computed frame i == released i + 2
+    shifted = stats.agreement('a_0', 'eval', released[2:], released)   # computed frame i == released i + 2
     assert shifted.best_offset == 2 and shifted.best_cosine == pytest.approx(1, abs=1e-5)
     assert shifted.cosine < 0.99 and shifted.mean_abs_diff > 0
-    short = report.agreement('a_0', 'eval', released[:9], released)    # 9 frames against 10
+    short = stats.agreement('a_0', 'eval', released[:9], released)    # 9 frames against 10
     assert short.best_offset == 0 and short.mean_abs_diff == 0
 
 
 def test_distributions_from_rows():
     order = {'/m/a': 0, '/m/b': 1, '/m/c': 2}
-    d = report.distributions_from_rows([['/m/b', '/m/a'], ['/m/a', '/m/b', '/m/c'], ['/m/c'], ['/m/c', '/m/c']],
-                                       [10, 10, 3, 10], order)
+    d = stats.distributions_from_rows([['/m/b', '/m/a'], ['/m/a', '/m/b', '/m/c'], ['/m/c'], ['/m/c', '/m/c']],
+                                      [10, 10, 3, 10], order)
     assert d['labels_per_segment'] == {'1': 2, '2': 1, '3': 1}     # a repeated MID counts once
     assert d['frames_per_segment'] == {'3': 1, '10': 3}
     assert d['top_label_pairs'] == [['/m/a', '/m/b', 2], ['/m/a', '/m/c', 1], ['/m/b', '/m/c', 1]]
@@ -71,9 +73,9 @@ def _manifest() -> dict:
 
 def test_render_carries_manifest_numbers_and_every_figure():
     m = _manifest()
-    page = report.render(report.ReportInput('out', m, _classes(), m['distributions'], 'manifest', {'eval': 3},
-                                            [{'stage': 'read-shard', 'reason': 'data-crc-mismatch',
-                                              'source': 's.tfrecord', 'error': '<bad>'}]))
+    page = render(stats.ReportInput('out', m, _classes(), m['distributions'], 'manifest', {'eval': 3},
+                                    [{'stage': 'read-shard', 'reason': 'data-crc-mismatch',
+                                      'source': 's.tfrecord', 'error': '<bad>'}]))
     assert '<script' not in page and not re.search(r'''(src|href|url)\s*[=(]\s*["']?\s*(https?:|//)''', page)
     figures = re.findall(r'<figure id="fig-([a-z-]+)"', page)
     assert figures == ['segments-per-split', 'class-distribution', 'ontology-branches', 'labels-per-segment',
@@ -92,14 +94,14 @@ def test_render_carries_manifest_numbers_and_every_figure():
 def test_test_weights_are_called_meaningless():
     m = _manifest()
     empty = np.zeros((128, 256), np.int64)
-    computed = report.Computed(rows=1, fingerprints={'f' * 64: 1}, official=False, official_reason='test weights.',
-                               computed_hist=empty + 1, released_hist=empty + 1, released_reference='them',
-                               pairs=[report.Agreement('v_0', 'eval', 3.0, 0.5, 1, 0.6)], pairs_total=1)
-    page = report.render(report.ReportInput('out', m, _classes(), m['distributions'], 'manifest', {}, [], computed))
+    computed = stats.Computed(rows=1, fingerprints={'f' * 64: 1}, official=False, official_reason='test weights.',
+                              computed_hist=empty + 1, released_hist=empty + 1, released_reference='them',
+                              pairs=[stats.Agreement('v_0', 'eval', 3.0, 0.5, 1, 0.6)], pairs_total=1)
+    page = render(stats.ReportInput('out', m, _classes(), m['distributions'], 'manifest', {}, [], computed))
     assert 'id="model-warning"' in page and 'meaningless' in page
     assert 'fig-embedding-distribution' in page and 'fig-embedding-agreement' in page
     computed.official, computed.official_reason = True, 'published weights.'
-    page = report.render(report.ReportInput('out', m, _classes(), m['distributions'], 'manifest', {}, [], computed))
+    page = render(stats.ReportInput('out', m, _classes(), m['distributions'], 'manifest', {}, [], computed))
     assert 'model-warning' not in page and 'published weights.' in page
 
 
@@ -115,7 +117,7 @@ def test_class_names_are_drawn_and_shown_as_they_are():
     classes = classes.set_column(classes.schema.get_field_index('name'), 'name',
                                  pa.array([HOSTILE[mid] for mid in classes['mid'].to_pylist()]))
     m['distributions']['eval']['top_label_pairs'] = [['/m/a', '/m/b', 1]]
-    page = report.render(report.ReportInput('out', m, classes, m['distributions'], 'manifest', {}, []))
+    page = render(stats.ReportInput('out', m, classes, m['distributions'], 'manifest', {}, []))
     assert '<script' not in page
     for name in HOSTILE.values():
         escaped = name.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
