@@ -12,6 +12,7 @@ import time
 from typing import NamedTuple
 
 import apache_beam as beam
+import pyarrow as pa
 import pyarrow.ipc as ipc
 from apache_beam import PCollection
 from apache_beam.io.filesystems import FileSystems
@@ -29,14 +30,25 @@ _indexes: dict[str, SegmentIndex] = {}
 _lock = threading.Lock()
 
 
+def write_arrow(path: str, table: pa.Table) -> None:
+    """Writes ``table`` as one Arrow IPC file (a side input's spill: only ``path`` travels)."""
+    with FileSystems.create(path, compression_type='uncompressed') as f:
+        with ipc.new_file(f, table.schema) as writer:
+            writer.write_table(table)
+
+
+def read_arrow(path: str) -> pa.Table:
+    """The table of an Arrow IPC file written by ``write_arrow``."""
+    with fileio.open_random_access(path) as f:
+        return ipc.open_file(f).read_all()
+
+
 def load_index(path: str, source: str) -> SegmentIndex:
     """The SegmentIndex stored at ``path`` (an Arrow IPC file), loaded once per process."""
     with _lock:
         index = _indexes.get(path)
         if index is None:
-            with fileio.open_random_access(path) as f:
-                table = ipc.open_file(f).read_all()
-            index = _indexes[path] = SegmentIndex(table, source)
+            index = _indexes[path] = SegmentIndex(read_arrow(path), source)
         return index
 
 
@@ -62,9 +74,7 @@ class _ParseCsvFn(beam.DoFn):
         self.bad.inc(len(parsed.dead_letters))
         yield from tag_dead_letters(parsed.dead_letters, log)
         index_path = layout.join(self.spill_dir, 'csv', f'{split}.arrow')
-        with FileSystems.create(index_path, compression_type='uncompressed') as f:
-            with ipc.new_file(f, parsed.table.schema) as writer:
-                writer.write_table(parsed.table)
+        write_arrow(index_path, parsed.table)
         st: dict = {}
         st.setdefault('csv', {}).setdefault(split, {})['file'] = path
         stats.bump(st, 'csv', split, 'rows_in', parsed.lines)

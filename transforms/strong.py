@@ -13,22 +13,21 @@ import time
 from typing import NamedTuple
 
 import apache_beam as beam
-import pyarrow as pa
-import pyarrow.ipc as ipc
 from apache_beam import PCollection
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms import fileio
 from transforms.core import layout, stats, strong
+from transforms.core.release import STRONG_FILE_ROLES
+from transforms.core.schema import STRONG_SPLITS
 from transforms.core.strong import StrongIndex
 from transforms.deadletters import DEAD_LETTERS, STATS, tag_dead_letters
+from transforms.segments import read_arrow, write_arrow
 
 log = logging.getLogger(__name__)
 
-# The files of AudioSet Strong, by role. ``train`` and ``eval`` are the strong splits (STRONG_SPLITS).
-FILES = {'train': 'audioset_train_strong.tsv', 'eval': 'audioset_eval_strong.tsv',
-         'framed': 'audioset_eval_strong_framed_posneg.tsv', 'names': 'mid_to_display_name.tsv'}
+# The files of AudioSet Strong, by role (defined with the release's other files).
+FILES = STRONG_FILE_ROLES
 
 _indexes: dict[tuple, dict[str, StrongIndex]] = {}
 _lock = threading.Lock()
@@ -49,17 +48,6 @@ def find_strong_files(directory: str) -> dict[str, str]:
     return found
 
 
-def _write_arrow(path: str, table: pa.Table) -> None:
-    with FileSystems.create(path, compression_type='uncompressed') as f:
-        with ipc.new_file(f, table.schema) as writer:
-            writer.write_table(table)
-
-
-def _read_arrow(path: str) -> pa.Table:
-    with fileio.open_random_access(path) as f:
-        return ipc.open_file(f).read_all()
-
-
 def release_strong() -> None:
     """Drops this process's loaded strong indexes (see segments.release_indexes)."""
     with _lock:
@@ -74,10 +62,10 @@ def load_strong(paths: dict) -> dict[str, StrongIndex]:
         if got is None:
             names = json.loads(fileio.read_bytes(paths['names'])) if 'names' in paths else {}
             got = {}
-            for split in ('train', 'eval'):
+            for split in STRONG_SPLITS:
                 if split in paths:
-                    framed = _read_arrow(paths['framed']) if split == 'eval' and 'framed' in paths else None
-                    got[split] = StrongIndex(_read_arrow(paths[split]), names, framed,
+                    framed = read_arrow(paths['framed']) if split == 'eval' and 'framed' in paths else None
+                    got[split] = StrongIndex(read_arrow(paths[split]), names, framed,
                                              source=paths.get(f'{split}_source', split))
             _indexes[key] = got
         return got
@@ -107,7 +95,7 @@ class _ParseStrongFn(beam.DoFn):
         # A MID that neither the ontology nor the names file knows is a dead letter, not a nameless class.
         known = frozenset(names) | (self.known_mids or frozenset())
         counts: dict = {}
-        for role in ('train', 'eval', 'framed'):
+        for role in (*STRONG_SPLITS, 'framed'):
             if role not in files:
                 continue
             path = files[role]
@@ -115,7 +103,7 @@ class _ParseStrongFn(beam.DoFn):
             parsed = parse(fileio.read_bytes(path), path, 'eval' if role == 'framed' else role, known or None)
             dead += parsed.dead_letters
             target = layout.join(self.spill_dir, 'strong', f'{role}.arrow')
-            _write_arrow(target, parsed.table)
+            write_arrow(target, parsed.table)
             out[role], out[f'{role}_source'] = target, path
             t = parsed.table
             self._count(st, role, parsed.stats(path))

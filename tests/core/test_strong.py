@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 
 from tests import strong_fixtures as sf
-from transforms.core import strong
+from transforms.core import schema, strong
 
 NAMES = sf.display_names()
 ODD = sf.outside_ontology()
@@ -131,7 +131,7 @@ def test_events_sorted_clipped_overlapping_kept_and_frames_unioned():
     idx = index_for([f'v_0\t3.000\t5.000\t{m}', f'v_0\t2.000\t4.000\t{m}', f'v_0\t2.000\t2.500\t/m/04rlf',
                      f'v_0\t9.500\t10.700\t{m}', f'v_0\t10.200\t10.900\t{m}'])
     at = idx.attach(pa.array(['v_0']), [10.0], [10], [1.0])
-    assert at.strong_events.type == strong.STRONG_EVENTS
+    assert at.strong_events.type == schema.STRONG_EVENTS
     assert [(e['label'], e['start'], e['end']) for e in at.strong_events[0].as_py()] == \
         [('/m/04rlf', 2.0, 2.5), (m, 2.0, 4.0), (m, 3.0, 5.0), (m, 9.5, 10.0)]
     assert at.strong_events[0].as_py()[0]['label_name'] == NAMES['/m/04rlf']
@@ -152,7 +152,7 @@ def test_segments_without_strong_labels_are_null_not_empty():
     assert at.frame_labels[1].as_py() == []           # has events, no frames
     assert at.frame_positives_official[1].as_py() == [['/m/09x0r']] and at.frame_negatives[1].as_py() == [[]]
     none = index_for(fx_rows).attach(pa.array(['a_0']), 10.0, 10, 1.0)
-    assert none.frame_negatives.type == strong.FRAME_LABELS and none.frame_negatives.null_count == 1
+    assert none.frame_negatives.type == schema.FRAME_LABELS and none.frame_negatives.null_count == 1
 
 
 def random_segments(rng, n):

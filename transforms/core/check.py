@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from audioset_beam.reading import WEIGHT_EPSILON, WEIGHT_SCALE
 from transforms.core import deadletter, keys, stats
 from transforms.core.deadletter import Stage
 from transforms.core.join import AGREE, DISAGREE, segment_stats
@@ -26,8 +27,9 @@ class WritePlan:
     label_counts: dict = dataclasses.field(default_factory=dict)  # split -> int64 [classes]
 
     def weights(self, split: str, label_indices: pa.ListArray) -> pa.Array:
-        """AST/PSLA sampling weight of each row: sum over its labels of 1000 / (count + 0.01); null for a
-        row without labels in the class index."""
+        """AST/PSLA sampling weight of each row: sum over its labels of WEIGHT_SCALE / (count + WEIGHT_EPSILON)
+        (1000 / (count + 0.01), as the reader's class weights: audioset_beam.reading); null for a row without
+        labels in the class index."""
         counts = self.label_counts.get(split)
         label_indices = label_indices.combine_chunks() if isinstance(label_indices, pa.ChunkedArray) \
             else label_indices
@@ -38,7 +40,7 @@ class WritePlan:
         owner = pc.list_parent_indices(label_indices).to_numpy(zero_copy_only=False)
         valid = pc.is_valid(flat).to_numpy(zero_copy_only=False)
         idx = pc.fill_null(flat, 0).to_numpy(zero_copy_only=False)[valid]
-        per_label = 1000.0 / (np.asarray(counts, np.float64)[idx] + 0.01)
+        per_label = WEIGHT_SCALE / (np.asarray(counts, np.float64)[idx] + WEIGHT_EPSILON)
         # Summed in label order per row (bincount adds its weights sequentially, in input order): the same
         # float result whichever partition or batch the row is written in.
         total = np.bincount(owner[valid], weights=per_label, minlength=n).astype(np.float64, copy=False)  # int64 when empty

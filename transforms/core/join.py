@@ -15,11 +15,11 @@ import pyarrow.compute as pc
 from transforms.core import deadletter, keys, stats
 from transforms.core.deadletter import Stage
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import (CLIPS, EMBEDDING_DIM, LABELS_FROM_CSV, LABELS_FROM_SHARD, LABELS_NONE,
-                                    SOURCE_COMPUTED, SOURCE_RELEASED, UNLABELLED)
+from transforms.core.schema import (CLIPS, EMBEDDING_DIM, FRAME_LABELS, LABELS_FROM_CSV, LABELS_FROM_SHARD,
+                                    LABELS_NONE, SOURCE_COMPUTED, SOURCE_RELEASED, STRONG_EVENTS, UNLABELLED)
 from transforms.core.segments_csv import SegmentIndex
 from transforms.core.sequence_example import Records
-from transforms.core.strong import COMPUTED_HOP, FRAME_LABELS, RELEASED_HOP, STRONG_EVENTS, StrongIndex
+from transforms.core.strong import COMPUTED_HOP, RELEASED_HOP, StrongIndex
 
 # Columns the writer adds: ``is_primary`` (the explode by label) and ``sampling_weight`` (it needs the
 # whole split's label counts, known only after CheckSegments).

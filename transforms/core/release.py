@@ -20,8 +20,10 @@ MIRRORS = ('us', 'eu', 'asia')
 GOOGLE_BASE = 'https://storage.googleapis.com/{mirror}_audioset/youtube_corpus'
 ONTOLOGY_URL = 'https://raw.githubusercontent.com/audioset/ontology/master/ontology.json'
 TARBALL = 'features.tar.gz'
-STRONG_FILES = ('audioset_train_strong.tsv', 'audioset_eval_strong.tsv', 'audioset_eval_strong_framed_posneg.tsv',
-                'mid_to_display_name.tsv')
+# The files of AudioSet Strong, by role: ``train`` and ``eval`` are the strong splits (schema.STRONG_SPLITS).
+STRONG_FILE_ROLES = {'train': 'audioset_train_strong.tsv', 'eval': 'audioset_eval_strong.tsv',
+                     'framed': 'audioset_eval_strong_framed_posneg.tsv', 'names': 'mid_to_display_name.tsv'}
+STRONG_FILES = tuple(STRONG_FILE_ROLES.values())
 QA_FILES = ('qa_true_counts.csv', 'rerated_video_ids.txt')
 SEGMENT_CSVS = ('eval_segments.csv', 'balanced_train_segments.csv', 'unbalanced_train_segments.csv')
 

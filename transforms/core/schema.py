@@ -55,6 +55,7 @@ _STR_LIST = pa.list_(pa.string())
 # AudioSet Strong (transforms/core/strong.py fills these): events of a segment, and MIDs per frame.
 STRONG_EVENT = pa.struct([('label', pa.string()), ('label_name', pa.string()), ('start', pa.float64()),
                           ('end', pa.float64())])
+STRONG_EVENTS = pa.list_(STRONG_EVENT)
 FRAME_LABELS = pa.list_(_STR_LIST)
 
 SPLIT = Column('split', pa.string(), 'eval, balanced_train or unbalanced_train (hive partition)')
@@ -75,7 +76,7 @@ CLIPS = Table('clips', (
     Column('labels_with_ancestors_names', _STR_LIST, 'display names of `labels_with_ancestors`'),
     Column('label_source', pa.string(), '"csv" (segments CSV), "shard" (the record\'s own label indices) or '
                                         '"none" (an unlabelled computed clip)'),
-    Column('strong_events', pa.list_(STRONG_EVENT),
+    Column('strong_events', STRONG_EVENTS,
            'AudioSet Strong events (label MID, label name, start s, end s from the segment start, clipped to '
            'the segment), sorted by start then label; null when the segment has no strong labels', True),
     Column('frame_labels', FRAME_LABELS,

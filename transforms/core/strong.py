@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from transforms.core import deadletter, keys
 from transforms.core.deadletter import Stage
 from transforms.core.keys import KeyIndex
+from transforms.core.schema import FRAME_LABELS, STRONG_EVENT
 from transforms.core.segments_csv import _lines
 
 
@@ -45,14 +46,6 @@ EVENTS_SCHEMA = pa.schema([
 ])
 FRAMED_SCHEMA = EVENTS_SCHEMA.append(pa.field('present', pa.bool_()))
 
-STRONG_EVENT = pa.struct([
-    ('label', pa.string()),
-    ('label_name', pa.string()),
-    ('start', pa.float64()),
-    ('end', pa.float64()),
-])
-STRONG_EVENTS = pa.list_(STRONG_EVENT)
-FRAME_LABELS = pa.list_(pa.list_(pa.string()))
 
 _SEGMENT_ID = r'^(?P<vid>[A-Za-z0-9_-]{1,64})_(?P<ms>0|[1-9][0-9]{0,9})$'
 _TIME = r'^-?([0-9]{1,9}(\.[0-9]*)?|\.[0-9]+)$'

@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 import typing
 
+from transforms.core import layout
 from transforms.core.layout import segment_id
 
 EXTENSION = '.flac'
 _YTID = re.compile(r'^[A-Za-z0-9_-]+$')
-_TIME = re.compile(r'^\d+\.\d{3}$')
 
 
 def format_seconds(milliseconds: int) -> str:
@@ -64,14 +64,16 @@ def parse_clip_name(name: str) -> ClipName:
     >>> parse_clip_name('gs://bucket/audio/-abc_def-12_30.000_40.000.flac')
     ClipName(ytid='-abc_def-12', start=30.0, end=40.0)
 
-    Raises ValueError for anything :func:`clip_name` would not have written.
+    Parsed as the build reads clip names (``layout.parse_clip_name``), then held to what :func:`clip_name`
+    writes: raises ValueError for anything it would not have written.
     """
     base = name.rsplit('/', 1)[-1]
     stem = base[:-len(EXTENSION)] if base.endswith(EXTENSION) else base
-    parts = stem.rsplit('_', 2)
-    if len(parts) != 3 or not _YTID.match(parts[0]) or not all(_TIME.match(p) for p in parts[1:]):
-        raise ValueError(f'{name!r} is not a clip name <YTID>_<start>_<end>.flac (times like 30.000)')
-    start, end = float(parts[1]), float(parts[2])
-    if not start < end:
-        raise ValueError(f'{name!r}: start {parts[1]} is not before end {parts[2]}')
-    return ClipName(parts[0], start, end)
+    try:
+        got = ClipName(*layout.parse_clip_name(stem))
+        if clip_name(got.ytid, got.start_ms, got.end_ms) != stem + EXTENSION:
+            raise ValueError(f'that segment is named {clip_name(got.ytid, got.start_ms, got.end_ms)}')
+    except ValueError as e:
+        raise ValueError(f'{name!r} is not a clip name <YTID>_<start>_<end>.flac (times like 30.000): {e}') \
+            from None
+    return got
