@@ -319,7 +319,7 @@ class _ReadShardGroupFn(beam.DoFn):
         bad: list[dict] = []
         records_in = 0
         st: dict = {}
-        blobs = None
+        blobs: tuple[bytes, ...] | None = None   # a tarball group's shards, cut from its spill file
         if group.spill is not None:
             spilled, ends = group.spill
             whole = fileio.read_bytes(spilled)
