@@ -14,7 +14,7 @@ from transforms.core import layout, seal, stats
 from transforms.core.deadletter import AUDIO_STAGES, RECORD_STAGES, Stage
 from transforms.core.label_quality import LabelQuality
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import CLASSES, DEAD_LETTERS, SPLITS
+from transforms.core.schema import CLASSES, DEAD_LETTERS, SPLITS, STRONG_SPLITS
 from transforms.deadletters import STATS
 from transforms.publish import Publish
 from transforms.write import WriteOutputs, WrittenFile
@@ -120,7 +120,7 @@ def class_table(vocab: Vocabulary, run_stats: dict, quality: LabelQuality | None
             row[f'segments_{s}'] = positive.get(s, {}).get(mid, 0)
             row[f'segments_with_descendants_{s}'] = with_anc.get(s, {}).get(mid, 0)
         if strong is not None:
-            for s in ('train', 'eval'):
+            for s in STRONG_SPLITS:
                 c = strong_counts.get(s, {}).get(mid, {})
                 row[f'strong_segments_{s}'], row[f'strong_events_{s}'] = c.get('segments', 0), c.get('events', 0)
         rows.append(row)

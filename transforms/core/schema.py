@@ -188,4 +188,4 @@ CLASSES = Table('classes', (
                  f'{s} segments with this class among labels_with_ancestors') for s in SPLITS)
   + tuple(Column(f'strong_{what}_{s}', pa.int64(), f'AudioSet Strong {s} file: {what} with this label; null '
                                                    'without --strong_labels', True)
-          for s in ('train', 'eval') for what in ('segments', 'events')))
+          for s in STRONG_SPLITS for what in ('segments', 'events')))
