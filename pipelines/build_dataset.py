@@ -27,7 +27,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, SetupOptions, StandardOptions,
                                                   TestOptions)
 
-from pipelines import cli
+from pipelines import args
+from pipelines.console import INTERRUPTED, quiet_worker_tracebacks, run_cli, setup_logging
+from pipelines.errors import EXIT_CODES_HELP, EXIT_NO_SPACE, EXIT_OK, InputError, UserError, no_space, no_space_message
 from pipelines.options import BuildOptions, apply_release, audio_specs, check_flags, help_parser, validate
 from transforms import fileio
 from transforms.check import CheckSegments
@@ -49,8 +51,8 @@ log = logging.getLogger('pipelines.build_dataset')
 
 def load_vocabulary(class_index: str, ontology: str) -> Vocabulary:
     """Reads and validates the class index and ontology (small; read once, shipped with the graph).
-    Raises cli.InputError naming the flag, file and problem."""
-    return cli.load_vocabulary(class_index, ontology, fileio.read_bytes)
+    Raises InputError naming the flag, file and problem."""
+    return args.load_vocabulary(class_index, ontology, fileio.read_bytes)
 
 
 def find_segment_csvs(segments_dir: str) -> dict[str, str]:
@@ -74,14 +76,14 @@ def versions() -> dict:
 def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
     """Adds the build to ``p``; returns a summary of the planned inputs (also recorded in the manifest)."""
     vocab = load_vocabulary(opts.class_index, opts.ontology)
-    quality = cli.load_label_quality(opts.label_quality, vocab, fileio.read_bytes) if opts.label_quality else None
+    quality = args.load_label_quality(opts.label_quality, vocab, fileio.read_bytes) if opts.label_quality else None
     features, groups, shard_inputs = plan_features(opts.features_dir, int(opts.group_mb * (1 << 20)))
     csvs = find_segment_csvs(opts.segments_dir)
     strong_files = find_strong_files(opts.strong_labels) if opts.strong_labels else {}
     if opts.strong_labels and not ({'train', 'eval', 'framed'} & set(strong_files)):
         wanted = ', '.join(STRONG_FILES[r] for r in ('train', 'eval', 'framed'))
-        raise cli.InputError(f'--strong_labels {opts.strong_labels}: none of {wanted} is there (the AudioSet '
-                             'Strong files, https://research.google.com/audioset/download_strong.html)')
+        raise InputError(f'--strong_labels {opts.strong_labels}: none of {wanted} is there (the AudioSet '
+                         'Strong files, https://research.google.com/audioset/download_strong.html)')
     audio_specs = [a.strip() for spec in ([opts.audio] if isinstance(opts.audio, str) else opts.audio or [])
                    for a in spec.split(',') if a.strip()]
     audio_items, audio_dead = plan_audio(audio_specs, opts.audio_manifest) \
@@ -188,7 +190,7 @@ def _build_flags():
 
 def parse(argv: list[str] | None) -> PipelineOptions:
     """Parses and validates flags and inputs, before anything is written or deleted. A flag that neither
-    the build nor Beam knows, or a missing or malformed input, raises cli.UserError naming it."""
+    the build nor Beam knows, or a missing or malformed input, raises UserError naming it."""
     options = PipelineOptions(check_flags(sys.argv[1:] if argv is None else argv))
     opts = options.view_as(BuildOptions)
     opts.audio = audio_specs(opts.audio)
@@ -279,7 +281,7 @@ def workers_leave_ctrl_c_to_the_build() -> None:
         try:
             return original(self)
         except RuntimeError:   # "Worker subprocess exited with return code -15": ended by ctrl_c_ends_workers
-            if not cli.INTERRUPTED.is_set():
+            if not INTERRUPTED.is_set():
                 raise
 
     run.leaves_ctrl_c_to_the_build = True
@@ -292,13 +294,13 @@ def ctrl_c_ends_workers():
     """While the pipeline runs, Ctrl-C (SIGINT) ends the worker processes (SIGTERM: they exit without a
     word) and then raises KeyboardInterrupt here, as Python's own handler would: ``run_cli`` prints ``error:
     interrupted`` and exits 130. What Beam's threads raise, or log, about the workers gone after that is not
-    reported (``cli.INTERRUPTED``). The workers ignore SIGINT themselves (``workers_leave_ctrl_c_to_the_build``):
+    reported (``INTERRUPTED``). The workers ignore SIGINT themselves (``workers_leave_ctrl_c_to_the_build``):
     interrupted at once, mid-bundle, they printed tracebacks, and Beam's threads here reported them gone."""
     import signal
     import threading
 
     def on_ctrl_c(signum, frame):
-        cli.INTERRUPTED.set()
+        INTERRUPTED.set()
         for process in list(_WORKERS):
             if process.poll() is None:
                 process.terminate()
@@ -309,14 +311,14 @@ def ctrl_c_ends_workers():
         yield
         return
     workers_leave_ctrl_c_to_the_build()
-    cli.INTERRUPTED.clear()   # an earlier run in this process may have been interrupted
+    INTERRUPTED.clear()   # an earlier run in this process may have been interrupted
     previous, excepthook = signal.signal(signal.SIGINT, on_ctrl_c), threading.excepthook
-    threading.excepthook = lambda args: None if cli.INTERRUPTED.is_set() else excepthook(args)
+    threading.excepthook = lambda args: None if INTERRUPTED.is_set() else excepthook(args)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-        if not cli.INTERRUPTED.is_set():   # else Beam's threads may still be winding down
+        if not INTERRUPTED.is_set():   # else Beam's threads may still be winding down
             threading.excepthook = excepthook
 
 
@@ -344,13 +346,13 @@ def run(argv: list[str] | None = None) -> dict:
         # The spill is a full copy of the data: a run that fails anywhere (not only in the seal, which
         # cleans up after itself) must not leave it behind.
         fileio.delete_tree(layout.join(opts.output_dir, layout.SPILL_DIR))
-        if not isinstance(e, KeyboardInterrupt) and cli.no_space(e):
+        if not isinstance(e, KeyboardInterrupt) and no_space(e):
             where = (f'--output_dir {opts.output_dir}' if opts.output_root is None else
                      f'--output_root {opts.output_root} (run {opts.run_id})')
-            raise cli.UserError(cli.no_space_message(e, where) + '. The output is incomplete: it has no '
-                                'manifest.json' + ('' if opts.output_root is None else
-                                                   ', and latest.json still points at the last good run'),
-                                cli.EXIT_NO_SPACE) from e
+            raise UserError(no_space_message(e, where) + '. The output is incomplete: it has no '
+                            'manifest.json' + ('' if opts.output_root is None else
+                                               ', and latest.json still points at the last good run'),
+                            EXIT_NO_SPACE) from e
         raise
     return json.loads(fileio.read_bytes(manifest_path))
 
@@ -370,21 +372,21 @@ def validate_only(options: PipelineOptions) -> dict:
 def _main(argv: list[str]) -> int:
     if '-h' in argv or '--help' in argv:
         help_parser().print_help()
-        return cli.EXIT_OK
-    cli.setup_logging(argv)
-    with cli.quiet_worker_tracebacks(argv):
+        return EXIT_OK
+    setup_logging(argv)
+    with quiet_worker_tracebacks(argv):
         manifest = run(argv)
     if manifest.get('validate_only'):
         print(json.dumps(manifest, indent=2, sort_keys=True))
-        return cli.EXIT_OK
+        return EXIT_OK
     from pipelines.summary import format_summary
     print(format_summary(manifest, manifest['options']['output_dir']))
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 def main() -> None:
-    """``python -m pipelines.build_dataset``; exit status as in cli.EXIT_CODES_HELP (--help lists it)."""
-    cli.run_cli(_main)
+    """``python -m pipelines.build_dataset``; exit status as in EXIT_CODES_HELP (--help lists it)."""
+    run_cli(_main)
 
 
 if __name__ == '__main__':

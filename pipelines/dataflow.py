@@ -21,7 +21,9 @@ import shlex
 import subprocess
 import sys
 
-from pipelines import cli
+from pipelines.args import ArgumentParser, gcs_path_problem
+from pipelines.console import run_cli, setup_logging
+from pipelines.errors import EXIT_CODES_HELP, UsageError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TEMPLATE_NAME = 'audioset-beam'
@@ -56,8 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                         help='print the exact commands and check flags, inputs (listing gs:// needs network '
                              'access to Cloud Storage) and, for run, the job graph; submit nothing')
     common.add_argument('--verbose', action='store_true', help='print tracebacks of expected errors too')
-    parser = cli.ArgumentParser(prog='run_dataflow.sh', description=__doc__.split('\n\n')[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=cli.EXIT_CODES_HELP)
+    parser = ArgumentParser(prog='run_dataflow.sh', description=__doc__.split('\n\n')[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_CODES_HELP)
     sub = parser.add_subparsers(dest='command', required=True)
     sub.add_parser('run', parents=[common], help='submit a build job (code staged with setup.py, or --image)')
     template = sub.add_parser('template', help='Flex Template: build or run')
@@ -75,13 +77,13 @@ def _parser() -> argparse.ArgumentParser:
 def _require(args, *names) -> None:
     missing = [n for n in names if not getattr(args, n)]
     if missing:
-        raise cli.UsageError('missing ' + ', '.join(f'--{n} (or env {n.upper()})' for n in missing))
+        raise UsageError('missing ' + ', '.join(f'--{n} (or env {n.upper()})' for n in missing))
     if not args.bucket.startswith('gs://'):
-        raise cli.UsageError(f'--bucket must be a gs:// URL, got {args.bucket}')
+        raise UsageError(f'--bucket must be a gs:// URL, got {args.bucket}')
     # Checked here, offline: with a bad bucket Beam would try to create a default one over the network.
-    problem = cli.gcs_path_problem(args.bucket)
+    problem = gcs_path_problem(args.bucket)
     if problem:
-        raise cli.UsageError(f'--bucket {args.bucket}: {problem}')
+        raise UsageError(f'--bucket {args.bucket}: {problem}')
 
 
 def image(args) -> str:
@@ -128,19 +130,19 @@ def _template_parameters(build_flags: list[str]) -> dict[str, str]:
     params, it = {}, iter(build_flags)
     for flag in it:
         if not flag.startswith('--'):
-            raise cli.UsageError(f'unexpected argument {flag!r}')
+            raise UsageError(f'unexpected argument {flag!r}')
         name, _, value = flag[2:].partition('=')
         if not value:
             value = next(it, None)
             if value is None:
-                raise cli.UsageError(f'--{name} needs a value')
+                raise UsageError(f'--{name} needs a value')
         if name not in TEMPLATE_PARAMETERS:
-            raise cli.UsageError(f'--{name} is not a template parameter (one of {", ".join(TEMPLATE_PARAMETERS)})')
+            raise UsageError(f'--{name} is not a template parameter (one of {", ".join(TEMPLATE_PARAMETERS)})')
         if name in TEMPLATE_PATHS:
             problem = ('the template\'s job can read and write only gs:// paths' if not value.startswith('gs://')
-                       else cli.gcs_path_problem(value))
+                       else gcs_path_problem(value))
             if problem:
-                raise cli.UsageError(f'--{name} {value}: {problem}')
+                raise UsageError(f'--{name} {value}: {problem}')
         params[name] = value
     return params
 
@@ -177,8 +179,8 @@ def launch_body(args, build_flags: list[str]) -> dict:
 def schedule_command(args, build_flags: list[str]) -> list[str]:
     params = _template_parameters(build_flags)
     if 'output_root' not in params:
-        raise cli.UsageError('a scheduled rebuild needs --output_root (runs/<run_id>/ + latest.json), '
-                             'not --output_dir')
+        raise UsageError('a scheduled rebuild needs --output_root (runs/<run_id>/ + latest.json), '
+                         'not --output_dir')
     uri = (f'https://dataflow.googleapis.com/v1b3/projects/{args.project}/locations/{args.region}'
            '/flexTemplates:launch')
     return ['gcloud', 'scheduler', 'jobs', 'create', 'http', args.job, '--project', args.project,
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         _show(cmd)
         if args.dry_run:
             # Flags parse, inputs are on gs:// and exist, the graph constructs for DataflowRunner.
-            cli.setup_logging(argv + build_flags)
+            setup_logging(argv + build_flags)
             from pipelines import build_dataset
             plan = build_dataset.run(cmd[3:] + ['--validate_only'])
             print(json.dumps({'validated': plan['validate_only'], 'inputs': plan['inputs']}, indent=2))
@@ -227,9 +229,9 @@ def main(argv: list[str] | None = None) -> int:
             return _execute(template_build_commands(args), args.dry_run)
         return _execute([template_run_command(args, build_flags)], args.dry_run)
     if not args.service_account:
-        raise cli.UsageError('schedule needs --service_account (allowed to launch Dataflow jobs)')
+        raise UsageError('schedule needs --service_account (allowed to launch Dataflow jobs)')
     return _execute([schedule_command(args, build_flags)], args.dry_run)
 
 
 if __name__ == '__main__':
-    cli.run_cli(main)
+    run_cli(main)

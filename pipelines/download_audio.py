@@ -21,7 +21,10 @@ import urllib.parse
 
 import pyarrow.parquet as pq
 
-from pipelines import cli
+from pipelines.args import ArgumentParser, load_vocabulary, output_dir_problem
+from pipelines.console import run_cli, setup_logging
+from pipelines.errors import (EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, EXIT_RETRYABLE, InputError, UsageError,
+                              UserError)
 from transforms import download_upload as storage
 from transforms.core import download, layout
 from transforms.core.download.fetch import video_url
@@ -30,8 +33,6 @@ from transforms.core.schema import MISSING_FEATURES, SPLITS
 
 log = logging.getLogger('pipelines.download_audio')
 
-EXIT_RETRYABLE = cli.EXIT_RETRYABLE
-EXIT_INTERRUPTED = cli.EXIT_INTERRUPTED
 
 
 # The same folder as pipelines.options.SAMPLE_DIR, named here because that module imports Beam, which
@@ -44,8 +45,8 @@ def _sample(name: str) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(prog='python -m pipelines.download_audio', description=__doc__.split('\n')[0],
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter, epilog=cli.EXIT_CODES_HELP)
+    p = ArgumentParser(prog='python -m pipelines.download_audio', description=__doc__.split('\n')[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter, epilog=EXIT_CODES_HELP)
     src = p.add_argument_group('what to fetch (one source is required)')
     src.add_argument('--missing_features',
                      help='The build\'s output folder, or its missing_features/ folder (local or gs://): '
@@ -95,7 +96,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _vocabulary(args) -> Vocabulary:
-    return cli.load_vocabulary(args.class_index, args.ontology, storage.read_bytes)
+    return load_vocabulary(args.class_index, args.ontology, storage.read_bytes)
 
 
 def load_missing_features(path: str) -> list[download.Segment]:
@@ -106,8 +107,8 @@ def load_missing_features(path: str) -> list[download.Segment]:
         base = nested
     files = [f for f in storage.list_files(base) if layout.is_part_file(f) and download.split_of_path(f)]
     if not files:
-        raise cli.InputError(f'--missing_features {path}: no missing_features/split=<split>/part-NNNNN.parquet '
-                             'files (give the build\'s --output_dir, or its missing_features/ folder)')
+        raise InputError(f'--missing_features {path}: no missing_features/split=<split>/part-NNNNN.parquet '
+                         'files (give the build\'s --output_dir, or its missing_features/ folder)')
     order = {s: i for i, s in enumerate(SPLITS)}
     files.sort(key=lambda f: (order.get(download.split_of_path(f), len(order)), f))
     segments = []
@@ -115,11 +116,11 @@ def load_missing_features(path: str) -> list[download.Segment]:
         try:
             table = pq.read_table(io.BytesIO(storage.read_bytes(f)))
         except Exception as e:  # noqa: BLE001 -- pyarrow raises several kinds for a damaged file
-            raise cli.InputError(f'--missing_features: {f}: not a readable Parquet file ({e})') from e
+            raise InputError(f'--missing_features: {f}: not a readable Parquet file ({e})') from e
         missing = set(MISSING_FEATURES.names) - set(table.column_names)
         if missing:
-            raise cli.InputError(f'--missing_features: {f}: not a missing_features file (lacks columns '
-                                 f'{sorted(missing)})')
+            raise InputError(f'--missing_features: {f}: not a missing_features file (lacks columns '
+                             f'{sorted(missing)})')
         got, bad = download.from_missing_features(table, download.split_of_path(f))
         _warn_skipped(f, bad, 'rows')
         segments += got
@@ -138,7 +139,7 @@ def load_segments_csvs(paths: list[str], vocab: Vocabulary) -> list[download.Seg
         try:
             data = storage.read_bytes(path)
         except FileNotFoundError:
-            raise cli.InputError(f'--segments_csv {path}: no such file') from None
+            raise InputError(f'--segments_csv {path}: no such file') from None
         got, bad = download.from_segments_csv(data, path, download.split_of_csv(path), vocab)
         _warn_skipped(path, bad, 'lines')
         segments += got
@@ -167,7 +168,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         p.error('--staging_dir only applies to a gs:// --audio_dir')
     if '://' in args.audio_dir and not storage.is_remote(args.audio_dir):
         p.error(f'--audio_dir must be a local folder or gs://, got {args.audio_dir}')
-    problem = cli.output_dir_problem(args.audio_dir)   # gs://: the bucket name; local: not a file
+    problem = output_dir_problem(args.audio_dir)   # gs://: the bucket name; local: not a file
     if problem:
         p.error(f'--audio_dir {args.audio_dir}: {problem}')
     try:
@@ -209,10 +210,10 @@ def run(argv: list[str] | None = None) -> download.Summary:
     args = parse(argv)
     try:
         segments = select(args)
-    except cli.UserError:
+    except UserError:
         raise
     except ValueError as e:   # an unknown label
-        raise cli.UsageError(f'--labels: {e}') from e
+        raise UsageError(f'--labels: {e}') from e
     log.info('%d segments selected', len(segments))
     try:
         if not storage.is_remote(args.audio_dir):
@@ -226,20 +227,20 @@ def run(argv: list[str] | None = None) -> download.Summary:
         finally:
             publisher.push_ledger()
     except download.LedgerLocked as e:
-        raise cli.UsageError(str(e)) from None
+        raise UsageError(str(e)) from None
 
 
 def _main(argv: list[str]) -> int:
-    cli.setup_logging(argv, noisy=())
+    setup_logging(argv, noisy=())
     summary = run(argv)
     print(summary.format())
     if summary.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_RETRYABLE if summary.unfinished else cli.EXIT_OK
+    return EXIT_RETRYABLE if summary.unfinished else EXIT_OK
 
 
 def main() -> None:
-    cli.run_cli(_main)
+    run_cli(_main)
 
 
 if __name__ == '__main__':

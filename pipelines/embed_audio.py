@@ -21,7 +21,9 @@ import time
 
 import numpy as np
 
-from pipelines import cli
+from pipelines.args import ArgumentParser, is_remote, output_dir_problem
+from pipelines.console import format_error, run_cli
+from pipelines.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from transforms.core.vggish import audio, frontend
 from transforms.core.vggish.model import DEFAULT_BATCH_SIZE
 
@@ -29,7 +31,7 @@ log = logging.getLogger('pipelines.embed_audio')
 
 AUDIO_EXTENSIONS = frozenset({'.wav', '.wave', '.flac', '.mp3', '.m4a', '.aac', '.mp4', '.ogg', '.oga', '.opus',
                               '.webm', '.mka', '.mkv', '.aif', '.aiff', '.wma', '.au'})
-EXIT_OK, EXIT_NOTHING_EMBEDDED, EXIT_USAGE = cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_USAGE
+EXIT_NOTHING_EMBEDDED = EXIT_FAILED
 
 
 def expand_inputs(patterns: list[str]) -> list[str]:
@@ -108,7 +110,7 @@ def embed_files(files: list[str], model, postprocessor, npz_dir: str,
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = cli.ArgumentParser(
+    parser = ArgumentParser(
         prog='python -m pipelines.embed_audio', description=__doc__.split('\n\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split('\n\n', 1)[1] + '\nExit status: 0 when at least one file was embedded (even if '
@@ -134,8 +136,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args.audio = [p.strip() for a in args.audio for p in a.split(',') if p.strip()]
     if args.batch_size < 1:
         parser.error('--batch_size must be >= 1')
-    problem = cli.output_dir_problem(args.npz_dir)
-    if problem or cli.is_remote(args.npz_dir):
+    problem = output_dir_problem(args.npz_dir)
+    if problem or is_remote(args.npz_dir):
         parser.error(f'--npz_dir {args.npz_dir}: {problem or "must be a local folder"}')
     args.files = expand_inputs(args.audio)
     if not args.files:
@@ -159,7 +161,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         files = vggish_weights.resolve_vggish_weights(args.vggish_checkpoint, args.vggish_pca_params, cache)
     except vggish_weights.WeightsError as e:
-        print(cli.format_error(str(e)), file=sys.stderr)
+        print(format_error(str(e)), file=sys.stderr)
         return EXIT_USAGE
     model = load_vggish(files.checkpoint, batch_size=args.batch_size)
     post = Postprocessor(files.pca_params)
@@ -172,7 +174,7 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    cli.run_cli(run)
+    run_cli(run)
 
 
 if __name__ == '__main__':

@@ -30,7 +30,9 @@ import re
 import stat
 import sys
 
-from pipelines import cli
+from pipelines.args import ArgumentParser, is_remote, output_dir_problem
+from pipelines.console import run_cli
+from pipelines.errors import EXIT_CODES_HELP, EXIT_OK, InputError, UsageError
 from transforms import fileio
 from transforms.core import release
 
@@ -40,9 +42,9 @@ STATE = '.json'                   # <name>.part.json: where <name>.part came fro
 DEFAULT_DEADLINE_S = 6 * 3600     # the 2.4 GB tarball at 115 kB/s; a rerun resumes what a deadline stopped
 
 
-def _parser() -> cli.ArgumentParser:
-    p = cli.ArgumentParser(prog='python -m pipelines.fetch_release', description=__doc__.split('\n\n')[0],
-                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog=cli.EXIT_CODES_HELP)
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(prog='python -m pipelines.fetch_release', description=__doc__.split('\n\n')[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_CODES_HELP)
     p.add_argument('--dest', required=True, help='folder to download into (created if missing)')
     p.add_argument('--mirror', default='us', choices=release.MIRRORS, help='Google\'s bucket: us, eu or asia')
     p.add_argument('--features', action='store_true',
@@ -109,11 +111,11 @@ def load_manifest(dest: str) -> dict:
         return {'files': {}}
     except (ValueError, OSError) as e:
         why = e.strerror if isinstance(e, OSError) else e
-        raise cli.InputError(f'{path}: not a fetch manifest ({why}); move it away and rerun (the files are then '
-                             'fetched again)') from None
+        raise InputError(f'{path}: not a fetch manifest ({why}); move it away and rerun (the files are then '
+                         'fetched again)') from None
     if why := manifest_problem(manifest):
-        raise cli.InputError(f'{path}: not a fetch manifest ({why}); move it away and rerun (the files are then '
-                             'fetched again)')
+        raise InputError(f'{path}: not a fetch manifest ({why}); move it away and rerun (the files are then '
+                         'fetched again)')
     return manifest
 
 
@@ -131,12 +133,12 @@ def refuse_links(dest: str, files: list[release.ReleaseFile]) -> None:
     links = [n for n in names if os.path.islink(os.path.join(dest, n))]
     if links:
         what = 'is a symbolic link' if len(links) == 1 else 'are symbolic links'
-        raise cli.InputError(f'--dest {dest}: {", ".join(links)} {what}; '
-                             'fetch_release writes only regular files inside --dest and never through a link: '
-                             'remove the link (and copy its target in, if you meant it) and rerun')
+        raise InputError(f'--dest {dest}: {", ".join(links)} {what}; '
+                         'fetch_release writes only regular files inside --dest and never through a link: '
+                         'remove the link (and copy its target in, if you meant it) and rerun')
     rejected = os.path.join(dest, REJECTED)
     if os.path.exists(rejected) and not os.path.isdir(rejected):
-        raise cli.InputError(f'--dest {dest}: {REJECTED} is a file, where refused downloads go; move it away and rerun')
+        raise InputError(f'--dest {dest}: {REJECTED} is a file, where refused downloads go; move it away and rerun')
 
 
 def _hash_recorded(dest: str, f: release.ReleaseFile, entry: dict | None) -> tuple[bool, str | None]:
@@ -208,9 +210,9 @@ def fetch_one(f: release.ReleaseFile, url: str, dest: str, retries: int, retry_w
         src = fileio.HttpReader(url, start=start, timeout=timeout, retries=retries, backoff=retry_wait,
                                 deadline_s=deadline, validator=validator)
     except FileNotFoundError:
-        raise cli.InputError(f'{url}: not found (HTTP 404); check --mirror/--base_url') from None
+        raise InputError(f'{url}: not found (HTTP 404); check --mirror/--base_url') from None
     except OSError as e:
-        raise cli.InputError(f'{url}: cannot download ({e})') from None
+        raise InputError(f'{url}: cannot download ({e})') from None
     if src.restarted:
         _say(f'{f.name}: the server\'s copy changed since {part} was begun (validator {validator}, now '
              f'{src.validator}); starting over')
@@ -223,7 +225,7 @@ def fetch_one(f: release.ReleaseFile, url: str, dest: str, retries: int, retry_w
         try:
             fd = _open(part, os.O_WRONLY | os.O_CREAT)
         except OSError as e:
-            raise cli.InputError(f'{part}: cannot be written ({e.strerror})') from None
+            raise InputError(f'{part}: cannot be written ({e.strerror})') from None
         with os.fdopen(fd, 'wb') as out, _progress(f.name, src.size, start) as bar:
             os.ftruncate(fd, start)
             out.seek(start)
@@ -232,11 +234,11 @@ def fetch_one(f: release.ReleaseFile, url: str, dest: str, retries: int, retry_w
                     out.write(data)
                     bar.update(len(data))
             except fileio.HttpReader.Changed as e:
-                raise cli.InputError(f'{f.name}: {e}; rerun the same command to download the new version') from None
+                raise InputError(f'{f.name}: {e}; rerun the same command to download the new version') from None
             except OSError as e:
                 more = ' (or raise --deadline)' if isinstance(e, fileio.HttpReader.DeadlineExceeded) else ''
-                raise cli.InputError(f'{f.name}: download stopped: {e}; rerun the same command{more} to resume '
-                                     f'from {part}') from None
+                raise InputError(f'{f.name}: download stopped: {e}; rerun the same command{more} to resume '
+                                 f'from {part}') from None
             out.flush()
             os.fsync(fd)
     with os.fdopen(_open(part, os.O_RDONLY), 'rb') as fh:
@@ -245,9 +247,9 @@ def fetch_one(f: release.ReleaseFile, url: str, dest: str, retries: int, retry_w
     if problem:
         rejected = _reject(dest, part, f.name)
         os.remove(state_path)
-        raise cli.InputError(f'{f.name} from {url}: refused: {problem}. It is kept in {rejected} to inspect, not '
-                             f'to build from; rerun the same command to download it again (refused again: that '
-                             f'server does not serve Google\'s file, try another --mirror or --base_url)')
+        raise InputError(f'{f.name} from {url}: refused: {problem}. It is kept in {rejected} to inspect, not '
+                         f'to build from; rerun the same command to download it again (refused again: that '
+                         f'server does not serve Google\'s file, try another --mirror or --base_url)')
     os.replace(part, final)     # made durable with the manifest that records it (replace_durably syncs dest)
     os.remove(state_path)
     st = os.stat(final)
@@ -259,12 +261,12 @@ def fetch_one(f: release.ReleaseFile, url: str, dest: str, retries: int, retry_w
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_strict(argv)
     if args.retries < 0 or args.retry_wait < 0 or args.timeout <= 0 or args.deadline <= 0:
-        raise cli.UsageError('--retries and --retry_wait must be >= 0, --timeout and --deadline > 0')
+        raise UsageError('--retries and --retry_wait must be >= 0, --timeout and --deadline > 0')
     if args.base_url and not args.base_url.startswith(('http://', 'https://')):
-        raise cli.UsageError(f'--base_url {args.base_url}: an http:// or https:// URL')
+        raise UsageError(f'--base_url {args.base_url}: an http:// or https:// URL')
     dest = args.dest
-    if (why := cli.output_dir_problem(dest)) or cli.is_remote(dest):
-        raise cli.UsageError(f'--dest {dest}: {why or "a local folder (copy it to gs:// afterwards)"}')
+    if (why := output_dir_problem(dest)) or is_remote(dest):
+        raise UsageError(f'--dest {dest}: {why or "a local folder (copy it to gs:// afterwards)"}')
     groups = [g for g, on in (('features', args.features), ('qa', args.qa), ('strong', args.strong)) if on]
     files = release.select(groups)
     os.makedirs(dest, exist_ok=True)
@@ -285,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             _save_manifest(dest, manifest)
         try:
             entry = fetch_one(f, url, dest, args.retries, args.retry_wait, args.timeout, args.deadline)
-        except cli.InputError as e:
+        except InputError as e:
             failures.append(str(e))
             continue
         manifest['files'][f.name] = entry
@@ -293,10 +295,10 @@ def main(argv: list[str] | None = None) -> int:
         _save_manifest(dest, manifest)
         _say(f'{f.name}: {entry["size"]:,} bytes, sha256 {entry["sha256"]} (verified by {entry["verified"]})')
     if failures:
-        raise cli.InputError(f'{len(failures)} of the release files could not be fetched:\n' + '\n'.join(failures))
+        raise InputError(f'{len(failures)} of the release files could not be fetched:\n' + '\n'.join(failures))
     print(f'release in {dest}; build it with: ./run_local.sh --release {dest}')
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 if __name__ == '__main__':
-    cli.run_cli(main)
+    run_cli(main)

@@ -12,7 +12,8 @@ import pathlib
 from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOptions, StandardOptions,
                                                   _BeamArgumentParser)
 
-from pipelines import cli
+from pipelines import args
+from pipelines.errors import EXIT_CODES_HELP, InputError, UsageError
 
 SAMPLE_DIR = pathlib.Path(__file__).resolve().parents[1] / 'sample_data'
 
@@ -136,7 +137,7 @@ class _StrictBeamParser(_BeamArgumentParser):
     """Beam's own parser class (it knows ValueProvider arguments), raising UsageError instead of exiting."""
 
     def error(self, message):
-        raise cli.UsageError(message)
+        raise UsageError(message)
 
 
 def _option_classes() -> list[type]:
@@ -167,7 +168,7 @@ def help_parser() -> argparse.ArgumentParser:
         description='Build AudioSet as hive-partitioned Parquet from the released embedding shards (and '
                     'optionally your own audio). Beam\'s pipeline options (--runner, --direct_num_workers, '
                     '--project, --region, --temp_location, ...) are accepted besides these.',
-        epilog=cli.EXIT_CODES_HELP)
+        epilog=EXIT_CODES_HELP)
     BuildOptions._add_argparse_args(parser)
     return parser
 
@@ -176,8 +177,8 @@ def check_flags(argv: list[str]) -> list[str]:
     """``argv`` with values that start with '-' attached to their flags (``--audio=-0BIy....flac``);
     raises UsageError for a flag that neither the build nor Beam knows, or a value that does not parse."""
     parser = all_flags_parser()
-    argv = cli.normalize_argv(list(argv), parser)
-    cli.check_flags(argv, parser, HELP_HINT)
+    argv = args.normalize_argv(list(argv), parser)
+    args.check_flags(argv, parser, HELP_HINT)
     return argv
 
 
@@ -188,7 +189,7 @@ def audio_specs(values) -> list[str]:
         values = [values]
     specs = [p.strip() for v in values or () for p in v.split(',') if p.strip()]
     if values and not specs:
-        raise cli.UsageError(f'--audio: no path in {values!r}')
+        raise UsageError(f'--audio: no path in {values!r}')
     return specs
 
 
@@ -234,7 +235,7 @@ def _dataflow_problems(options: PipelineOptions, opts: BuildOptions, paths: list
     problems = []
     for flag, value in paths:
         name = flag[2:]
-        if name in WORKER_INPUTS and not cli.is_remote(value):
+        if name in WORKER_INPUTS and not args.is_remote(value):
             why = ' (the default, the bundled sample)' if defaults.get(name) == value else ''
             where = 'a gs:// path' if name not in URL_INPUTS else 'a gs:// or https:// path'
             problems.append(f'{flag} {value}{why}: Dataflow workers cannot read local files; give {where}')
@@ -269,7 +270,7 @@ def _exists_problem(path: str, want: str) -> str | None:
 
 
 def _match_any(pattern: str) -> bool:
-    if cli.is_remote(pattern) and not any(c in pattern for c in '*?['):
+    if args.is_remote(pattern) and not any(c in pattern for c in '*?['):
         # One request for one name, bounded and without retries (Beam's match retries for minutes).
         from transforms import fileio
         try:
@@ -317,7 +318,7 @@ def _features_problem(f: str, with_audio: bool, flag: str = '--features_dir') ->
         resolve_features(f)
     except FileNotFoundError as e:
         what = e.strerror or 'not found'
-        return f'{flag} {e.filename or f}: {what}' + ('' if cli.is_remote(f) else _near_miss(f))
+        return f'{flag} {e.filename or f}: {what}' + ('' if args.is_remote(f) else _near_miss(f))
     except FeaturesError as e:
         if with_audio and e.empty:
             return None
@@ -336,43 +337,43 @@ def _input_problems(opts: BuildOptions, with_audio: bool) -> list[str]:
     if f and (why := _features_problem(f, with_audio, flag)):
         problems.append(why)
     s = opts.segments_dir
-    if not cli.is_remote(s) and (why := _exists_problem(s, 'folder')):
+    if not args.is_remote(s) and (why := _exists_problem(s, 'folder')):
         hint = (' (give the folder that holds eval_segments.csv, ...)' if os.path.isfile(s) else
                 ' (an existing empty folder is fine: splits are then labelled from the records\' label indices)')
         problems.append(f'--segments_dir {s}: {why}{hint}')
     for name in ('class_index', 'ontology', 'audio_manifest') + (WEIGHT_INPUTS if with_audio else ()):
         value = getattr(opts, name)
-        if value and not cli.is_remote(value) and (why := _exists_problem(value, 'file')):
+        if value and not args.is_remote(value) and (why := _exists_problem(value, 'file')):
             problems.append(f'--{name} {value}: {why}')
-        elif value and cli.is_remote(value) and name in ('class_index', 'ontology', 'audio_manifest') \
+        elif value and args.is_remote(value) and name in ('class_index', 'ontology', 'audio_manifest') \
                 and (why := _remote_problem(f'--{name}', value, _match_any)):
             problems.append(why)
     q = opts.label_quality
-    if q and not cli.is_remote(q) and (why := _exists_problem(q, 'file')):
+    if q and not args.is_remote(q) and (why := _exists_problem(q, 'file')):
         problems.append(f'--label_quality {q}: {why}{_near_miss(q) if why.startswith("no such") else ""}')
-    elif q and cli.is_remote(q) and (why := _remote_problem('--label_quality', q, _match_any)):
+    elif q and args.is_remote(q) and (why := _remote_problem('--label_quality', q, _match_any)):
         problems.append(why)
     st = opts.strong_labels
-    if st and not cli.is_remote(st) and (why := _exists_problem(st, 'folder')):
+    if st and not args.is_remote(st) and (why := _exists_problem(st, 'folder')):
         problems.append(f'--strong_labels {st}: {why} (give the folder holding audioset_train_strong.tsv, ...)')
-    elif st and cli.is_remote(st) and (why := _remote_problem('--strong_labels', st, _strong_files_answer)):
+    elif st and args.is_remote(st) and (why := _remote_problem('--strong_labels', st, _strong_files_answer)):
         problems.append(why)
     for spec in audio_specs(opts.audio):
         if any(c in spec for c in '*?['):
-            found = (glob.glob(spec, recursive=True) if not cli.is_remote(spec) else _match_any(spec))
+            found = (glob.glob(spec, recursive=True) if not args.is_remote(spec) else _match_any(spec))
             if not found:
                 problems.append(f'--audio {spec}: the pattern matches no files')
-        elif not cli.is_remote(spec):
+        elif not args.is_remote(spec):
             if not os.path.exists(spec):
                 problems.append(f'--audio {spec}: no such file or folder')
         elif not (_match_any(spec) or _match_any(layout.join(spec, '**'))):
             problems.append(f'--audio {spec}: no such object or folder')
-        if not cli.is_remote(spec) and os.path.isdir(spec):
+        if not args.is_remote(spec) and os.path.isdir(spec):
             from transforms.embed import AUDIO_EXTENSIONS
             if not any(n.lower().endswith(AUDIO_EXTENSIONS) for _, _, names in os.walk(spec) for n in names):
                 problems.append(f'--audio {spec}: no audio files ({", ".join(AUDIO_EXTENSIONS)}) in this folder')
     r = opts.reuse_embeddings_from
-    if r and not cli.is_remote(r) and (why := _exists_problem(r, 'folder')):
+    if r and not args.is_remote(r) and (why := _exists_problem(r, 'folder')):
         problems.append(f'--reuse_embeddings_from {r}: {why}')
     return problems
 
@@ -428,7 +429,7 @@ def _check_values(options: PipelineOptions, opts: BuildOptions) -> None:
             problems.append(f'--runner {runner}: {e}')
     problems += _without_effect(options, opts)
     if problems:
-        raise cli.UsageError(_paragraph(problems))
+        raise UsageError(_paragraph(problems))
 
 
 def _links_below(path: str) -> list[str]:
@@ -448,7 +449,7 @@ def _output_link_problems(opts: BuildOptions) -> list[str]:
     from transforms.core import layout, runs
     from transforms.report import REPORT_FILE
     flag, top = ('--output_dir', opts.output_dir) if opts.output_root is None else ('--output_root', opts.output_root)
-    if cli.is_remote(top):
+    if args.is_remote(top):
         return []
     owned = (layout.CLIPS_DIR, layout.DEAD_LETTERS_DIR, layout.MISSING_FEATURES_DIR, layout.MISSING_STRONG_DIR,
              layout.COMPUTED_DIR, layout.SPILL_DIR, layout.CLASSES_FILE, layout.MANIFEST_FILE,
@@ -482,24 +483,24 @@ def validate(options: PipelineOptions) -> None:
     beam_paths = [(f'--{k}', v) for k, v in sorted(options.get_all_options().items())
                   if isinstance(v, str) and v.startswith('gs://') and f'--{k}' not in dict(paths)]
     problems = [f'{flag} {value}: {why}' for flag, value in paths + beam_paths
-                if (why := cli.gcs_path_problem(value, _schemes(flag)))]
+                if (why := args.gcs_path_problem(value, _schemes(flag)))]
     for flag in ('--output_dir', '--output_root'):
         value = getattr(opts, flag[2:])
-        if value and not cli.is_remote(value) and (why := cli.output_dir_problem(value)):
+        if value and not args.is_remote(value) and (why := args.output_dir_problem(value)):
             problems.append(f'{flag} {value}: {why}')
     problems += _output_link_problems(opts)
     if is_dataflow(options):
         problems += _dataflow_problems(options, opts, paths)
     if problems:
-        raise cli.UsageError(_paragraph(problems))
+        raise UsageError(_paragraph(problems))
     remote = [(flag, value) for flag, value in paths if value.startswith('gs://')]
     if remote:
-        cli.check_gcs_reachable(*remote[0])
+        args.check_gcs_reachable(*remote[0])
     problems = _input_problems(opts, bool(opts.audio or opts.audio_manifest))
     if problems:
-        raise cli.InputError(_paragraph(problems))
+        raise InputError(_paragraph(problems))
     from transforms import fileio
-    cli.load_vocabulary(opts.class_index, opts.ontology, fileio.read_bytes)
+    args.load_vocabulary(opts.class_index, opts.ontology, fileio.read_bytes)
 
 
 def apply_release(opts: BuildOptions, argv: list[str]) -> dict[str, str]:
@@ -511,12 +512,12 @@ def apply_release(opts: BuildOptions, argv: list[str]) -> dict[str, str]:
     from transforms import fileio
     from transforms.core import release
     r = opts.release.rstrip('/') or opts.release
-    if (why := cli.gcs_path_problem(r, ('gs', 'http', 'https'))):
-        raise cli.UsageError(f'--release {r}: {why}')
-    if not cli.is_remote(r):
+    if (why := args.gcs_path_problem(r, ('gs', 'http', 'https'))):
+        raise UsageError(f'--release {r}: {why}')
+    if not args.is_remote(r):
         if (why := _exists_problem(r, 'folder')):
-            raise cli.InputError(f'--release {r}: {why}{_near_miss(r) if why.startswith("no such") else ""} '
-                                 '(python -m pipelines.fetch_release --dest DIR makes one)')
+            raise InputError(f'--release {r}: {why}{_near_miss(r) if why.startswith("no such") else ""} '
+                             '(python -m pipelines.fetch_release --dest DIR makes one)')
         exists = os.path.isfile
     else:
         def exists(path: str) -> bool:

@@ -1,6 +1,6 @@
 """The command lines as a person meets them: the real entry points in subprocesses, each expected failure
 one ``error:`` paragraph naming the flag or file, no traceback, and the documented exit status
-(pipelines/cli.py EXIT_CODES_HELP). Most cases fail before any pipeline runs, so each takes seconds."""
+(pipelines/errors.py EXIT_CODES_HELP). Most cases fail before any pipeline runs, so each takes seconds."""
 import errno
 import json
 import logging
@@ -13,7 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import build_dataset, cli, dataflow, download_audio, embed_audio, summary
+from pipelines import build_dataset, dataflow, download_audio, embed_audio, summary
+from pipelines.args import bucket_problem, normalize_argv
+from pipelines.console import QuietExpectedErrors, _TracebackFilter, format_error
+from pipelines.errors import (EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_USAGE, InputError,
+                              UsageError, UserError, expected_error)
 from tests.fixtures import ROOT, SAMPLE, copy_sample, record, write_shard
 
 ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'AUDIOSET_BEAM_VENV': sys.prefix}
@@ -64,16 +68,16 @@ def _flags(inputs: pathlib.Path, out: pathlib.Path, **override) -> list[str]:
 @pytest.mark.parametrize('typo', [['--featurs_dir', 'X'], ['--featurs_dir=X']])
 def test_an_unknown_flag_is_an_error_with_a_suggestion(typo, tmp_path):
     proc = _build('--output_dir', str(tmp_path / 'o'), *typo)
-    _error(proc, cli.EXIT_USAGE, '--featurs_dir', 'did you mean --features_dir?')
+    _error(proc, EXIT_USAGE, '--featurs_dir', 'did you mean --features_dir?')
     assert not (tmp_path / 'o').exists()
 
 
 def test_beam_options_are_still_accepted_and_nonsense_is_not(inputs, tmp_path):
     # a Beam option (the help never lists them) parses; a stray value after a one-value flag does not
     assert build_dataset.parse(_flags(inputs, tmp_path / 'o') + ['--direct_num_workers', '2'])
-    with pytest.raises(cli.UsageError, match="unexpected argument 'stray'"):
+    with pytest.raises(UsageError, match="unexpected argument 'stray'"):
         build_dataset.parse(_flags(inputs, tmp_path / 'o') + ['--max_bad_fraction', '0.1', 'stray'])
-    with pytest.raises(cli.UsageError, match='invalid int value'):
+    with pytest.raises(UsageError, match='invalid int value'):
         build_dataset.parse(_flags(inputs, tmp_path / 'o') + ['--keep_runs', 'many'])
 
 
@@ -84,7 +88,7 @@ def test_beam_options_are_still_accepted_and_nonsense_is_not(inputs, tmp_path):
     (['--audio', ''], '--audio: no path'),
 ])
 def test_values_no_later_check_would_catch(extra, needle, inputs, tmp_path):
-    with pytest.raises(cli.UsageError, match=needle):
+    with pytest.raises(UsageError, match=needle):
         build_dataset.parse(_flags(inputs, tmp_path / 'o') + extra)
 
 
@@ -99,8 +103,8 @@ def test_help_lists_flags_and_exit_codes():
 def test_output_dir_that_is_a_file_fails_before_anything_runs(inputs, tmp_path):
     afile = tmp_path / 'taken'
     afile.write_text('x')
-    _error(_build(*_flags(inputs, afile)), cli.EXIT_USAGE, '--output_dir', str(afile), 'is a file')
-    _error(_build(*_flags(inputs, None), '--output_root', str(afile / 'below')), cli.EXIT_USAGE,
+    _error(_build(*_flags(inputs, afile)), EXIT_USAGE, '--output_dir', str(afile), 'is a file')
+    _error(_build(*_flags(inputs, None), '--output_root', str(afile / 'below')), EXIT_USAGE,
            '--output_root', 'is a file')
 
 
@@ -117,7 +121,7 @@ def test_missing_inputs_name_flag_and_path(flag, make, needle, inputs, tmp_path)
         path.write_text('eval_segments.csv is the file, not its folder')
     elif make == 'dir':
         path.mkdir()
-    _error(_build(*_flags(inputs, tmp_path / 'o', **{flag: path})), cli.EXIT_INPUT, f'--{flag}', str(path), needle)
+    _error(_build(*_flags(inputs, tmp_path / 'o', **{flag: path})), EXIT_INPUT, f'--{flag}', str(path), needle)
 
 
 def test_an_empty_segments_dir_is_allowed_and_verbose_shows_tracebacks(inputs, tmp_path):
@@ -126,12 +130,12 @@ def test_an_empty_segments_dir_is_allowed_and_verbose_shows_tracebacks(inputs, t
     ok = _build(*_flags(inputs, tmp_path / 'o', segments_dir=empty), '--validate_only')
     assert ok.returncode == 0 and 'validate_only' in ok.stdout, ok.stderr[-3000:]
     verbose = _build(*_flags(inputs, tmp_path / 'o', features_dir=tmp_path / 'nope'), '--verbose')
-    assert verbose.returncode == cli.EXIT_INPUT and 'Traceback' in verbose.stderr
+    assert verbose.returncode == EXIT_INPUT and 'Traceback' in verbose.stderr
     assert sum(line.startswith('error:') for line in verbose.stderr.splitlines()) == 1
 
 
 def test_a_folder_without_shards(inputs, tmp_path):
-    _error(_build(*_flags(inputs, tmp_path / 'o', features_dir=inputs / 'segments')), cli.EXIT_INPUT,
+    _error(_build(*_flags(inputs, tmp_path / 'o', features_dir=inputs / 'segments')), EXIT_INPUT,
            '--features_dir', 'no shards found')
 
 
@@ -148,7 +152,7 @@ def test_ontology_and_class_index_errors_name_file_and_problem(inputs, tmp_path)
     child = by_id[music['child_ids'][0]]
     child['child_ids'] = child['child_ids'] + ['/m/04rlf']     # Music -> its child -> Music
     cycle = _ontology(tmp_path, nodes)
-    _error(_build(*_flags(inputs, tmp_path / 'o', ontology=cycle)), cli.EXIT_INPUT,
+    _error(_build(*_flags(inputs, tmp_path / 'o', ontology=cycle)), EXIT_INPUT,
            '--ontology', str(cycle), 'cycle', '/m/04rlf (Music)', child['id'])
     # the rest in-process: same code path, no interpreter start each
     index = tmp_path / 'idx.csv'
@@ -160,7 +164,7 @@ def test_ontology_and_class_index_errors_name_file_and_problem(inputs, tmp_path)
          'a appears twice'),
     ]
     for flag, path, needle in cases:
-        with pytest.raises(cli.InputError, match=needle) as e:
+        with pytest.raises(InputError, match=needle) as e:
             build_dataset.run(_flags(inputs, tmp_path / 'o', **{flag: path}))
         assert str(e.value).startswith(f'--{flag} {path}: ')
     bad_json = tmp_path / 'bad.json'
@@ -175,11 +179,11 @@ def test_ontology_and_class_index_errors_name_file_and_problem(inputs, tmp_path)
     ]:
         if text is not None:
             path.write_bytes(text if isinstance(text, bytes) else text.encode())
-        with pytest.raises(cli.InputError, match=needle):
+        with pytest.raises(InputError, match=needle):
             build_dataset.run(_flags(inputs, tmp_path / 'o', **{flag: path}))
     # MIDs of the class index that the ontology lacks: both files named, a few MIDs listed
     index.write_text('index,mid,display_name\n0,/m/09x0r,Speech\n1,/m/not_in_ontology,X\n')
-    with pytest.raises(cli.InputError) as e:
+    with pytest.raises(InputError) as e:
         build_dataset.run(_flags(inputs, tmp_path / 'o', class_index=index))
     for needle in (f'--class_index {index}', f'--ontology {inputs / "ontology.json"}', '/m/not_in_ontology'):
         assert needle in str(e.value)
@@ -193,7 +197,7 @@ def test_a_failed_threshold_is_one_paragraph_with_exit_1(tmp_path):
     (tmp_path / 'o' / 'report.html').write_text('<html>old</html>')
     (tmp_path / 'o' / 'manifest.json').write_text('{}')
     proc = _build(*_flags(inputs, tmp_path / 'o'), '--max_bad_fraction', '0')
-    paragraph = _error(proc, cli.EXIT_FAILED, 'too much bad input', 'eval: 1 of', 'dead_letters')
+    paragraph = _error(proc, EXIT_FAILED, 'too much bad input', 'eval: 1 of', 'dead_letters')
     assert "while running" not in paragraph
     assert proc.stderr.count('too much bad input') == 1
     assert not (tmp_path / 'o' / 'report.html').exists() and not (tmp_path / 'o' / 'manifest.json').exists()
@@ -203,7 +207,7 @@ def test_validation_comes_before_the_old_manifest_is_deleted(inputs, tmp_path):
     out = tmp_path / 'o'
     out.mkdir()
     (out / 'manifest.json').write_text('{"good": true}')
-    with pytest.raises(cli.InputError):
+    with pytest.raises(InputError):
         build_dataset.run(_flags(inputs, out, segments_dir=tmp_path / 'nope'))
     assert (out / 'manifest.json').exists()
 
@@ -225,13 +229,13 @@ def test_audio_takes_several_values_and_dash_names(inputs, tmp_path, monkeypatch
     out = build_dataset.parse(_flags(inputs, None) + ['--output_dir', '-0out']).view_as(build_dataset.BuildOptions)
     assert out.output_dir == '-0out'
     # a bare id-like token still reads as a flag, and the error says how to pass it as a value
-    with pytest.raises(cli.UsageError, match='--audio=-abcdefghijk'):
+    with pytest.raises(UsageError, match='--audio=-abcdefghijk'):
         build_dataset.parse(_flags(inputs, tmp_path / 'o') + ['--audio', '-abcdefghijk', *weights])
 
 
 def test_a_missing_dash_named_audio_file_is_named(inputs, tmp_path):
     proc = _build(*_flags(inputs, tmp_path / 'o'), '--audio', str(tmp_path / DASH_CLIP))
-    _error(proc, cli.EXIT_INPUT, '--audio', DASH_CLIP, 'no such file')
+    _error(proc, EXIT_INPUT, '--audio', DASH_CLIP, 'no such file')
 
 
 def test_embed_audio_takes_dash_names_and_several_values(tmp_path):
@@ -242,7 +246,7 @@ def test_embed_audio_takes_dash_names_and_several_values(tmp_path):
                            '--vggish_pca_params', 'missing.npz'], cwd=tmp_path, capture_output=True, text=True,
                           timeout=120, env={**ENV, 'PYTHONPATH': str(ROOT)})
     # every file was taken: the run got as far as the weights
-    _error(proc, cli.EXIT_USAGE, '--vggish_checkpoint')
+    _error(proc, EXIT_USAGE, '--vggish_checkpoint')
     args = embed_audio.parse(['--audio', str(tmp_path / DASH_CLIP), str(tmp_path / 'a_1.000_2.000.wav'),
                               '--audio', str(tmp_path / 'b_1.000_2.000.wav'), '--npz_dir', str(tmp_path / 'n')])
     assert len(args.files) == 3
@@ -251,7 +255,7 @@ def test_embed_audio_takes_dash_names_and_several_values(tmp_path):
 def test_embed_audio_unknown_flag_and_npz_dir_file(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         embed_audio.parse(['--audio', 'x.wav', '--npz_dir', str(tmp_path), '--batch_sise', '3'])
-    assert e.value.code == cli.EXIT_USAGE and 'did you mean --batch_size?' in capsys.readouterr().err
+    assert e.value.code == EXIT_USAGE and 'did you mean --batch_size?' in capsys.readouterr().err
     (tmp_path / 'x.wav').write_bytes(b'')
     with pytest.raises(SystemExit):
         embed_audio.parse(['--audio', str(tmp_path / 'x.wav'), '--npz_dir', str(tmp_path / 'x.wav')])
@@ -263,7 +267,7 @@ def test_embed_audio_unknown_flag_and_npz_dir_file(tmp_path, capsys):
 def test_download_rejects_non_http_url_templates(tmp_path):
     proc = _run('pipelines.download_audio', '--audio_dir', str(tmp_path / 'a'), '--segments_csv',
                 str(SAMPLE / 'segments' / 'eval_segments.csv'), '--url_template', 'file:///etc/{ytid}')
-    _error(proc, cli.EXIT_USAGE, '--url_template', 'http')
+    _error(proc, EXIT_USAGE, '--url_template', 'http')
 
 
 def test_download_skips_crafted_missing_features_rows(tmp_path):
@@ -280,7 +284,7 @@ def test_download_skips_crafted_missing_features_rows(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '3 rows skipped' in proc.stderr and 'Traceback' not in proc.stderr
     _error(_run('pipelines.download_audio', '--audio_dir', str(tmp_path / 'a'), '--missing_features',
-                str(tmp_path / 'nothing')), cli.EXIT_INPUT, '--missing_features')
+                str(tmp_path / 'nothing')), EXIT_INPUT, '--missing_features')
 
 
 # -- 8. Dataflow dry runs -----------------------------------------------------------------------------------
@@ -296,34 +300,34 @@ def _dataflow(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 def test_dataflow_dry_run_rejects_local_inputs(inputs, tmp_path):
     proc = _dataflow('run', *COMMON, '--dry-run', '--', *_flags(inputs, None), '--output_root', 'gs://bkt-x/o')
-    _error(proc, cli.EXIT_USAGE, '--features_dir', '--segments_dir', 'gs://')
+    _error(proc, EXIT_USAGE, '--features_dir', '--segments_dir', 'gs://')
     defaults = _dataflow('run', *COMMON, '--dry-run', '--', '--output_root', 'gs://bkt-x/o')
-    _error(defaults, cli.EXIT_USAGE, '--features_dir', 'bundled sample')
+    _error(defaults, EXIT_USAGE, '--features_dir', 'bundled sample')
     local_out = _dataflow('run', *COMMON, '--dry-run', '--', '--features_dir', 'gs://bkt-x/f',
                           '--segments_dir', 'gs://bkt-x/s', '--output_dir', str(tmp_path / 'o'))
-    _error(local_out, cli.EXIT_USAGE, '--output_dir')
+    _error(local_out, EXIT_USAGE, '--output_dir')
 
 
 def test_dataflow_dry_run_with_an_invalid_bucket_fails_fast():
     # Beam would spend minutes on network retries (looking for a default bucket); these need none
     bad = [*COMMON[:4], '--bucket', 'gs://Bad_Bucket!']
-    _error(_dataflow('run', *bad, '--dry-run', '--', '--output_root', 'gs://bkt-x/o', timeout=20), cli.EXIT_USAGE,
+    _error(_dataflow('run', *bad, '--dry-run', '--', '--output_root', 'gs://bkt-x/o', timeout=20), EXIT_USAGE,
            '--bucket', 'Bad_Bucket!')
     _error(_dataflow('run', *COMMON, '--dry-run', '--', '--features_dir', 'gs://bkt-x/f', '--segments_dir',
-                     'gs://bkt-x/s', '--output_root', 'gs://Bad_Bucket!/o', timeout=20), cli.EXIT_USAGE,
+                     'gs://bkt-x/s', '--output_root', 'gs://Bad_Bucket!/o', timeout=20), EXIT_USAGE,
            '--output_root gs://Bad_Bucket!/o')
 
 
 def test_template_parameters_must_be_gs():
     args = dataflow._parser().parse_args(['template', 'run', *COMMON])
-    with pytest.raises(cli.UsageError, match='--features_dir /local'):
+    with pytest.raises(UsageError, match='--features_dir /local'):
         dataflow.template_run_command(args, ['--features_dir', '/local', '--output_root', 'gs://bkt-x/o'])
 
 
 def test_bucket_names():
-    assert cli.bucket_problem('bkt-x') is None and cli.bucket_problem('my.bucket.example.com') is None
+    assert bucket_problem('bkt-x') is None and bucket_problem('my.bucket.example.com') is None
     for bad in ('ab', 'Bad', 'bad!', '-bad', 'bad-', '192.168.1.1', 'googlestuff', 'x' * 64):
-        assert cli.bucket_problem(bad), bad
+        assert bucket_problem(bad), bad
 
 
 # -- 9. the summary's one-liners ----------------------------------------------------------------------------
@@ -344,20 +348,25 @@ def test_summary_queries_work_for_any_path(name, tmp_path):
 # -- the shared pieces --------------------------------------------------------------------------------------
 
 def test_expected_errors_are_found_inside_wrapped_ones():
-    class BuildFailed(RuntimeError):
-        pass
-    try:
+    """Errors defined where pipelines.errors may not import them carry their exit code themselves."""
+    from transforms.core.seal import BuildFailed
+    from transforms.core.vggish.weights import WeightsError
+    for error, code in ((BuildFailed('counts do not add up'), EXIT_FAILED),
+                        (WeightsError('counts do not add up'), EXIT_USAGE)):
         try:
-            raise BuildFailed('counts do not add up')
-        except BuildFailed as inner:
-            raise RuntimeError('pipeline failed') from inner
-    except RuntimeError as e:
-        assert cli.expected_error(e) == (cli.EXIT_FAILED, 'counts do not add up')
+            try:
+                raise error
+            except type(error) as inner:
+                raise RuntimeError('pipeline failed') from inner
+        except RuntimeError as e:
+            assert expected_error(e) == (code, 'counts do not add up')
+    # the class name alone is no longer enough: an error says it is expected with its exit_code
+    assert expected_error(type('BuildFailed', (RuntimeError,), {})('x')) is None
     text = RuntimeError("Traceback ...\ntransforms.sinks.BuildFailed: too much bad input\n  eval: 3 of 9 "
                         "[while running 'WriteManifest/VerifyAndSeal']\n\nmore")
-    assert cli.expected_error(text) == (cli.EXIT_FAILED, 'too much bad input\n  eval: 3 of 9')
-    assert cli.expected_error(KeyError('bug')) is None
-    assert cli.format_error('a\nb') == 'error: a\n  b'
+    assert expected_error(text) == (EXIT_FAILED, 'too much bad input\n  eval: 3 of 9')
+    assert expected_error(KeyError('bug')) is None
+    assert format_error('a\nb') == 'error: a\n  b'
 
 
 def test_normalize_argv():
@@ -366,17 +375,17 @@ def test_normalize_argv():
     p.add_argument('--one')
     p.add_argument('--many', nargs='+', action='extend')
     p.add_argument('--flag', action='store_true')
-    assert cli.normalize_argv(['--one', '-x.wav', '--many', 'a', '-b.wav', '--flag', '--one', 'c'], p) == [
+    assert normalize_argv(['--one', '-x.wav', '--many', 'a', '-b.wav', '--flag', '--one', 'c'], p) == [
         '--one=-x.wav', '--many=a', '--many=-b.wav', '--flag', '--one', 'c']
-    assert cli.normalize_argv(['--one', '--flag'], p) == ['--one', '--flag']
-    assert cli.normalize_argv(['--', '--one', '-x'], p) == ['--', '--one', '-x']
+    assert normalize_argv(['--one', '--flag'], p) == ['--one', '--flag']
+    assert normalize_argv(['--', '--one', '-x'], p) == ['--', '--one', '-x']
 
 
 def test_download_selection_errors_name_the_flag(tmp_path):
-    with pytest.raises(cli.UsageError, match='--labels'):
+    with pytest.raises(UsageError, match='--labels'):
         download_audio.run(['--audio_dir', str(tmp_path), '--segments_csv',
                             str(SAMPLE / 'segments' / 'eval_segments.csv'), '--labels', 'Nope'])
-    with pytest.raises(cli.InputError, match='--segments_csv'):
+    with pytest.raises(InputError, match='--segments_csv'):
         download_audio.run(['--audio_dir', str(tmp_path), '--segments_csv', str(tmp_path / 'none.csv')])
 
 
@@ -388,12 +397,12 @@ def test_relayed_worker_log_lines_show_only_their_message():
              '"/work/main/transforms/label.py:133" thread: "Thread-13" ')
     record = logging.LogRecord('apache_beam.runners.portability.local_job_service', logging.WARNING, 'x', 1,
                                entry, (), None)
-    assert cli.QuietExpectedErrors().filter(record)
+    assert QuietExpectedErrors().filter(record)
     assert record.name == 'worker'
     assert record.getMessage() == ("dead letter: /d/café.tsv:288: join-strong/event-after-segment-end: "
                                    "the segment's end")
     other = logging.LogRecord('transforms.read', logging.WARNING, 'x', 1, 'plain %s', ('text',), None)
-    assert cli.QuietExpectedErrors().filter(other) and other.getMessage() == 'plain text'
+    assert QuietExpectedErrors().filter(other) and other.getMessage() == 'plain text'
 
 
 # -- issue 18.5: every expected failure is one paragraph with a documented status ---------------------------
@@ -403,7 +412,7 @@ def test_an_output_that_is_a_dangling_link_names_the_flag(flag, inputs, tmp_path
     link = tmp_path / 'out'
     link.symlink_to(tmp_path / 'gone')
     for value in (link, link / 'below'):
-        with pytest.raises(cli.UsageError, match=f'{flag} {value}: .*symbolic link to {tmp_path / "gone"}, '
+        with pytest.raises(UsageError, match=f'{flag} {value}: .*symbolic link to {tmp_path / "gone"}, '
                                                  'which does not exist'):
             build_dataset.parse(_flags(inputs, None) + [flag, str(value)])
     (tmp_path / 'gone').mkdir()   # a link to a folder is a fine output
@@ -420,7 +429,7 @@ def test_an_output_that_is_a_dangling_link_names_the_flag(flag, inputs, tmp_path
     (['--reuse_embeddings_from', 'old'], '--audio or --audio_manifest'),
 ])
 def test_a_flag_without_effect_is_a_usage_error(extra, needs, inputs, tmp_path):
-    with pytest.raises(cli.UsageError, match=f'^{extra[0]}: has no effect without {needs} '):
+    with pytest.raises(UsageError, match=f'^{extra[0]}: has no effect without {needs} '):
         build_dataset.parse(_flags(inputs, tmp_path / 'o') + extra)
 
 
@@ -439,7 +448,7 @@ def test_flags_with_effect_and_defaults_are_fine(inputs, tmp_path):
 
 def test_flags_without_effect_exit_2_and_are_all_named(inputs, tmp_path):
     paragraph = _error(_build(*_flags(inputs, tmp_path / 'o'), '--run_id', 'r1', '--keep_unlabelled'),
-                       cli.EXIT_USAGE, '2 problems', '--run_id: has no effect without --output_root',
+                       EXIT_USAGE, '2 problems', '--run_id: has no effect without --output_root',
                        '--keep_unlabelled: has no effect without --audio or --audio_manifest')
     assert not (tmp_path / 'o').exists(), paragraph
 
@@ -452,10 +461,10 @@ def test_a_full_disk_is_one_paragraph_naming_the_output(inputs, tmp_path, monkey
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(fileio, 'create_output', full)
     out = tmp_path / 'o'
-    with pytest.raises(cli.UserError) as e:
+    with pytest.raises(UserError) as e:
         build_dataset.run(_flags(inputs, out) + ['--direct_num_workers', '1'])
-    code, message = cli.expected_error(e.value)
-    assert code == cli.EXIT_NO_SPACE == 74
+    code, message = expected_error(e.value)
+    assert code == EXIT_NO_SPACE == 74
     assert message.startswith(f'--output_dir {out}: no space left on the device (the disk is full)'), message
     assert 'no manifest.json' in message and not (out / '_spill').exists()
 
@@ -466,15 +475,15 @@ def test_a_full_disk_relayed_by_a_worker_process_is_expected():
     relayed = RuntimeError("Pipeline failed: Traceback (most recent call last):\n  File \"w.py\", line 3\n"
                            "OSError: [Errno 28] Error writing bytes to file. Detail: [errno 28] No space left on "
                            "device [while running 'WriteClips/Write']")
-    code, message = cli.expected_error(relayed)
-    assert code == cli.EXIT_NO_SPACE and 'no space left on the device (the disk is full)' in message
+    code, message = expected_error(relayed)
+    assert code == EXIT_NO_SPACE and 'no space left on the device (the disk is full)' in message
     quota = OSError(errno.EDQUOT, os.strerror(errno.EDQUOT), '/o/clips/part-00000.parquet')
-    assert cli.expected_error(quota) == (cli.EXIT_NO_SPACE, '/o/clips/part-00000.parquet: the disk quota is '
-                                         'exceeded; free some space (or write to a larger disk) and run again')
+    assert expected_error(quota) == (EXIT_NO_SPACE, '/o/clips/part-00000.parquet: the disk quota is '
+                                     'exceeded; free some space (or write to a larger disk) and run again')
     record = logging.LogRecord('worker', logging.ERROR, 'x', 1, str(relayed), (), None)
-    assert not cli.QuietExpectedErrors().filter(record)
+    assert not QuietExpectedErrors().filter(record)
     read, write = os.pipe()
-    filt = cli._TracebackFilter(write)
+    filt = _TracebackFilter(write)
     filt.feed(b'Traceback (most recent call last):\n  File "w.py", line 3\nOSError: [Errno 28] No space left '
               b'on device\nerror: the paragraph\n')
     filt.close()
@@ -499,7 +508,7 @@ def test_a_really_full_disk_under_worker_processes(tmp_path):
         pytest.skip('cannot mount a tmpfs here (needs root)')
     try:
         proc = _build('--output_dir', str(disk / 'out'), '--direct_num_workers', '2')
-        _error(proc, cli.EXIT_NO_SPACE, f'--output_dir {disk / "out"}: no space left on the device '
+        _error(proc, EXIT_NO_SPACE, f'--output_dir {disk / "out"}: no space left on the device '
                                         '(the disk is full)', 'no manifest.json')
         assert proc.stderr.count('No space left') == 0, proc.stderr[-3000:]
         assert not (disk / 'out' / '_spill').exists()
@@ -543,7 +552,7 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == cli.EXIT_INTERRUPTED == 130, err[-3000:]
+    assert proc.returncode == EXIT_INTERRUPTED == 130, err[-3000:]
     assert 'Traceback' not in err and 'Exception in thread' not in err, err[-3000:]
     assert [line for line in err.splitlines() if line.startswith('error:')] == ['error: interrupted'], err[-3000:]
     assert ' ERROR ' not in err, err[-3000:]

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from pipelines import cli, dataflow
+from pipelines import dataflow
+from pipelines.errors import UsageError
 from tests.fixtures import ROOT, copy_sample
 from tests.gcs import gcs_emulator, upload_tree
 
@@ -48,14 +49,14 @@ def test_template_and_schedule_commands():
     assert body['launchParameter']['parameters'] == {'features_dir': 'gs://bkt-a/f', 'output_root': 'gs://bkt-a/o'}
     assert cmd[cmd.index('--schedule') + 1] == '0 3 * * 1'
     assert cmd[cmd.index('--uri') + 1].endswith('/projects/proj-x/locations/us-central1/flexTemplates:launch')
-    with pytest.raises(cli.UsageError, match='output_root'):
+    with pytest.raises(UsageError, match='output_root'):
         dataflow.schedule_command(sched, ['--output_dir', 'gs://bkt-a/o'])
-    with pytest.raises(cli.UsageError, match='not a template parameter'):
+    with pytest.raises(UsageError, match='not a template parameter'):
         dataflow.template_run_command(sched, ['--runner', 'x'])
 
 
 def test_missing_settings_are_named():
-    with pytest.raises(cli.UsageError, match='--project'):
+    with pytest.raises(UsageError, match='--project'):
         dataflow.main(['run', '--region', 'r', '--bucket', 'gs://b'])
 
 

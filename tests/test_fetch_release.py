@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-from pipelines import cli, fetch_release
+from pipelines import fetch_release
+from pipelines.console import cli_status
+from pipelines.errors import EXIT_INPUT, EXIT_USAGE, InputError
 from tests.fixtures import ROOT, SAMPLE
 from tests.release_server import make_release_tarball, release_server
 from tests.strong_fixtures import write_strong_files
@@ -69,8 +71,8 @@ def _fetch(server, dest, *flags):
 
 def _status(server, dest, *flags) -> int:
     """The exit status as the command line gives it (its message goes to stderr)."""
-    return cli.cli_status(fetch_release.main, ['--dest', str(dest), '--base_url', server.url, '--retry_wait',
-                                               '0.01', '--timeout', '5', *flags])
+    return cli_status(fetch_release.main, ['--dest', str(dest), '--base_url', server.url, '--retry_wait',
+                                           '0.01', '--timeout', '5', *flags])
 
 
 def _one_error(err: str) -> str:
@@ -111,7 +113,7 @@ def test_fetch_verifies_records_and_skips_on_rerun(server, tmp_path, capsys):
 
 def test_404_names_the_url(server, tmp_path):
     del server.files[RERATED]
-    with pytest.raises(cli.InputError, match=r'/v1/qa/rerated_video_ids.txt: not found \(HTTP 404\)'):
+    with pytest.raises(InputError, match=r'/v1/qa/rerated_video_ids.txt: not found \(HTTP 404\)'):
         _fetch(server, tmp_path / 'r', '--qa')
     # everything else arrived and is recorded
     manifest = json.loads((tmp_path / 'r' / fetch_release.MANIFEST).read_text())
@@ -132,7 +134,7 @@ def test_cut_body_is_resumed_with_a_range_request(server, tmp_path):
 def test_a_body_that_never_completes_fails_and_resumes_on_the_next_run(server, tmp_path):
     path = '/v1/csv/class_labels_indices.csv'
     server.cut_always.add(path)
-    with pytest.raises(cli.InputError, match='rerun the same command to resume'):
+    with pytest.raises(InputError, match='rerun the same command to resume'):
         _fetch(server, tmp_path / 'r', '--retries', '2')
     part = tmp_path / 'r' / 'class_labels_indices.csv.part'
     assert 0 < part.stat().st_size < len(server.files[path])
@@ -147,7 +149,7 @@ def test_a_body_that_never_completes_fails_and_resumes_on_the_next_run(server, t
 def test_wrong_checksum_is_refused_and_quarantined(server, tmp_path):
     path = '/v1/csv/balanced_train_segments.csv'
     server.files[path] = server.files[path].replace(b'/m/09x0r', b'/m/09x0s', 1)   # same size, other bytes
-    with pytest.raises(cli.InputError, match='balanced_train_segments.csv from .*: refused: sha256') as e:
+    with pytest.raises(InputError, match='balanced_train_segments.csv from .*: refused: sha256') as e:
         _fetch(server, tmp_path / 'r')
     assert not (tmp_path / 'r' / 'balanced_train_segments.csv').exists()
     rejected = tmp_path / 'r' / 'rejected' / 'balanced_train_segments.csv'
@@ -155,7 +157,7 @@ def test_wrong_checksum_is_refused_and_quarantined(server, tmp_path):
     # the message says what to do: rerun; the refused copy is for inspection, never to build from
     assert f'kept in {rejected} to inspect, not to build from; rerun the same command' in str(e.value)
     # a tarball that is not Google's is refused by its sha256 too
-    with pytest.raises(cli.InputError, match='features.tar.gz from .*: refused: sha256 .* expected cd95d500') as e:
+    with pytest.raises(InputError, match='features.tar.gz from .*: refused: sha256 .* expected cd95d500') as e:
         _fetch(server, tmp_path / 'r', '--features')
     assert 'not to build from; rerun the same command to download it again' in str(e.value)
 
@@ -213,7 +215,7 @@ def test_a_file_changed_on_the_server_mid_download_is_not_spliced(server, tmp_pa
     server.cut_once.add(UNBALANCED)
     server.files[UNBALANCED] = OLD_UNBALANCED
     server.change_after[UNBALANCED] = NEW_UNBALANCED           # published while the first GET was cut
-    with pytest.raises(cli.InputError, match='unbalanced_train_segments.csv: .*changed on the server during the '
+    with pytest.raises(InputError, match='unbalanced_train_segments.csv: .*changed on the server during the '
                                              'download.*; rerun the same command to download the new version'):
         _fetch(server, tmp_path / 'r')
     assert not (tmp_path / 'r' / 'unbalanced_train_segments.csv').exists()
@@ -224,7 +226,7 @@ def test_a_file_changed_on_the_server_mid_download_is_not_spliced(server, tmp_pa
 def test_without_validators_a_part_is_never_resumed_by_a_rerun(server, tmp_path):
     server.validators = 'none'
     server.cut_always.add(UNBALANCED)
-    with pytest.raises(cli.InputError, match='rerun the same command to resume'):
+    with pytest.raises(InputError, match='rerun the same command to resume'):
         _fetch(server, tmp_path / 'r', '--retries', '1')
     assert (tmp_path / 'r' / 'unbalanced_train_segments.csv.part').stat().st_size > 0
     server.cut_always.clear()
@@ -265,7 +267,7 @@ def test_a_file_without_checksum_is_verified_by_its_format(server, tmp_path, cap
         server.files[path] = server.files[path].split(b'\n', 1)[1]
     dest = tmp_path / 'r'
     name = path.rsplit('/', 1)[1]
-    assert _status(server, dest, '--qa', '--strong') == cli.EXIT_INPUT
+    assert _status(server, dest, '--qa', '--strong') == EXIT_INPUT
     message = _one_error(capsys.readouterr().err)
     assert message.startswith('error: 1 of the release files could not be fetched')
     assert f'{name} from {server.url}{path}: refused: not {name} as released: ' in message and reason in message
@@ -304,7 +306,7 @@ def test_a_recorded_file_changed_in_place_is_fetched_again(server, tmp_path, cap
 def test_a_trickling_server_stops_at_the_deadline(server, tmp_path):
     server.trickle[QA] = 0.2        # a byte every 0.2 s: no read ever waits --timeout
     t0 = time.monotonic()
-    with pytest.raises(cli.InputError, match=r'qa_true_counts.csv: download stopped: .*/v1/qa/qa_true_counts.csv: '
+    with pytest.raises(InputError, match=r'qa_true_counts.csv: download stopped: .*/v1/qa/qa_true_counts.csv: '
                                              r'not downloaded within its deadline of 1 s \(\d+ of [\d,]+ bytes '
                                              r'received\).*raise --deadline'):
         _fetch(server, tmp_path / 'r', '--qa', '--deadline', '1', '--timeout', '1')
@@ -324,7 +326,7 @@ def test_a_symbolic_link_under_dest_is_never_written_through(server, tmp_path, c
         (dest / 'rejected').rmdir()
     target = outside if link == 'rejected' else outside / 'victim'
     (dest / link).symlink_to(target)
-    assert _status(server, dest) == cli.EXIT_INPUT
+    assert _status(server, dest) == EXIT_INPUT
     message = _one_error(capsys.readouterr().err)
     assert f'--dest {dest}: {link} is a symbolic link' in message and 'remove the link' in message
     assert (outside / 'victim').read_bytes() == b'precious\n' and sorted(os.listdir(outside)) == ['victim']
@@ -339,7 +341,7 @@ def test_the_part_is_opened_without_following_links(server, tmp_path):
     dest.mkdir()
     (dest / 'eval_segments.csv.part').symlink_to(outside)
     f = next(f for f in release.FILES if f.name == 'eval_segments.csv')
-    with pytest.raises(cli.InputError, match=r'eval_segments.csv.part: cannot be written'):
+    with pytest.raises(InputError, match=r'eval_segments.csv.part: cannot be written'):
         fetch_release.fetch_one(f, f.url(base_url=server.url), str(dest), 0, 0.01, 5)
     assert outside.read_bytes() == b'precious\n'
 
@@ -350,7 +352,7 @@ def test_a_malformed_manifest_is_one_error(server, tmp_path, capsys, content):
     dest = tmp_path / 'r'
     dest.mkdir()
     (dest / fetch_release.MANIFEST).write_bytes(content.encode('utf-8', 'surrogateescape'))
-    assert _status(server, dest) == cli.EXIT_INPUT
+    assert _status(server, dest) == EXIT_INPUT
     message = _one_error(capsys.readouterr().err)
     assert message.startswith(f'error: {dest / fetch_release.MANIFEST}: not a fetch manifest (')
     assert 'move it away and rerun' in message and len(message.strip().splitlines()) == 1
@@ -358,7 +360,7 @@ def test_a_malformed_manifest_is_one_error(server, tmp_path, capsys, content):
 
 def test_flag_values_are_checked(tmp_path, capsys):
     for flag in ('--deadline', '--timeout'):
-        assert cli.cli_status(fetch_release.main, ['--dest', str(tmp_path / 'r'), flag, '0']) == cli.EXIT_USAGE
+        assert cli_status(fetch_release.main, ['--dest', str(tmp_path / 'r'), flag, '0']) == EXIT_USAGE
         assert _one_error(capsys.readouterr().err).startswith(
             'error: --retries and --retry_wait must be >= 0, --timeout and --deadline > 0')
     assert not (tmp_path / 'r').exists()

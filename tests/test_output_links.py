@@ -6,7 +6,9 @@ import pathlib
 
 import pytest
 
-from pipelines import build_dataset, cli
+from pipelines import build_dataset
+from pipelines.console import cli_status
+from pipelines.errors import EXIT_USAGE, UsageError
 from tests.fixtures import build_args, copy_sample
 from transforms import fileio
 from transforms.sinks import remove_stale
@@ -72,7 +74,7 @@ def test_the_build_refuses_links_where_it_writes(plant, tmp_path):
     link = out / plant
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(outside / 'part-00001.parquet' if plant.endswith('.parquet') else outside)
-    with pytest.raises(cli.UsageError, match=f'--output_dir {out}: a symbolic link where the build writes, lists '
+    with pytest.raises(UsageError, match=f'--output_dir {out}: a symbolic link where the build writes, lists '
                                              f'and deletes files: {link} \\(to {outside}'):
         build_dataset.parse(build_args(inputs, out))
 
@@ -87,9 +89,9 @@ def test_a_rebuild_into_an_output_with_a_planted_link_touches_nothing_outside(tm
     (out / 'clips').mkdir(parents=True)
     (out / 'clips' / 'split=eval').symlink_to(outside)
     (out / 'manifest.json').write_text('{"old": true}')
-    status = cli.cli_status(build_dataset.run, build_args(inputs, out, '--direct_num_workers', '1'))
+    status = cli_status(build_dataset.run, build_args(inputs, out, '--direct_num_workers', '1'))
     assert _snapshot(outside) == before
-    assert status == cli.EXIT_USAGE
+    assert status == EXIT_USAGE
     assert (out / 'manifest.json').read_text() == '{"old": true}'      # nothing deleted either
 
 
@@ -99,12 +101,12 @@ def test_output_root_refuses_a_linked_runs_folder(tmp_path):
     root = tmp_path / 'root'
     root.mkdir()
     (root / 'runs').symlink_to(outside)
-    with pytest.raises(cli.UsageError, match=f'--output_root {root}: a symbolic link .* {root / "runs"} '):
+    with pytest.raises(UsageError, match=f'--output_root {root}: a symbolic link .* {root / "runs"} '):
         build_dataset.parse(build_args(inputs, root)[:-2] + ['--output_root', str(root)])
     (root / 'runs').unlink()
     (root / 'runs').mkdir()
     (root / 'runs' / '20200101T000000.000000Z-aaaaaa').symlink_to(outside)   # pruning would delete it
-    with pytest.raises(cli.UsageError, match='20200101T000000.000000Z-aaaaaa'):
+    with pytest.raises(UsageError, match='20200101T000000.000000Z-aaaaaa'):
         build_dataset.parse(build_args(inputs, root)[:-2] + ['--output_root', str(root)])
 
 

@@ -10,7 +10,8 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import build_dataset, cli
+from pipelines import build_dataset
+from pipelines.errors import EXIT_FAILED, EXIT_INPUT, EXIT_USAGE, UserError, expected_error
 from tests.accounting import assert_records_add_up, records_by_split
 from tests.fixtures import ROOT, SAMPLE, build_args, copy_sample
 from tests.release_server import make_release_tarball, release_server
@@ -101,14 +102,14 @@ def test_damage_inside_the_tarball_is_dead_lettered(release, tmp_path):
     # the run fails its own threshold on what it could not read
     with pytest.raises(Exception) as e:
         build_dataset.run(_args(inputs, tmp_path / 'out2', tarball))
-    assert cli.expected_error(e.value)[0] == cli.EXIT_FAILED
+    assert expected_error(e.value)[0] == EXIT_FAILED
     # and a download lacking its last bytes (the gzip trailer) is never complete, whatever the threshold
     cut = tmp_path / 'cut.tar.gz'
     cut.write_bytes(data[:len(data) - 8])
     with pytest.raises(Exception) as e:
         build_dataset.run(_args(inputs, tmp_path / 'out3', cut, '--max_bad_fraction', '1'))
-    code, message = cli.expected_error(e.value)
-    assert code == cli.EXIT_FAILED and 'not read whole' in message and 'truncated-gzip' in message, message
+    code, message = expected_error(e.value)
+    assert code == EXIT_FAILED and 'not read whole' in message and 'truncated-gzip' in message, message
     assert not (tmp_path / 'out3' / 'manifest.json').exists()
     dead = pq.read_table(tmp_path / 'out3' / 'dead_letters').to_pylist()
     cut_row = next(r for r in dead if r['reason'] == 'truncated-gzip')
@@ -133,7 +134,7 @@ def test_every_form_of_features_dir(release, tmp_path):
 
 
 def _error(argv) -> tuple[int, str]:
-    with pytest.raises(cli.UserError) as e:
+    with pytest.raises(UserError) as e:
         build_dataset.parse(argv)
     return e.value.exit_code, str(e.value)
 
@@ -144,7 +145,7 @@ def test_bad_paths_are_one_paragraph_naming_flag_and_path(release, tmp_path):
     (holder / 'features').mkdir(parents=True)
     shutil.copytree(unpacked / 'audioset_v1_embeddings', holder / 'features' / 'audioset_v1_embeddings')
     code, msg = _error(_args(inputs, tmp_path / 'o', holder))
-    assert code == cli.EXIT_INPUT and msg.startswith(f'--features_dir {holder}: no shards found')
+    assert code == EXIT_INPUT and msg.startswith(f'--features_dir {holder}: no shards found')
     assert f'did you mean {holder / "features" / "audioset_v1_embeddings"}?' in msg
     code, msg = _error(_args(inputs, tmp_path / 'o', str(unpacked / 'audioset_v1_embedding')))
     assert msg == (f'--features_dir {unpacked / "audioset_v1_embedding"}: no such folder; '
@@ -156,19 +157,19 @@ def test_bad_paths_are_one_paragraph_naming_flag_and_path(release, tmp_path):
     code, msg = _error(_args(inputs, tmp_path / 'o', inputs / 'ontology.json'))
     assert msg.startswith(f'--features_dir {inputs / "ontology.json"}: a file that is neither')
     code, msg = _error(_args(inputs, tmp_path / 'o', 'ftp://host/features.tar.gz'))
-    assert code == cli.EXIT_USAGE and 'only local paths and gs://, http://, https:// URLs' in msg
+    assert code == EXIT_USAGE and 'only local paths and gs://, http://, https:// URLs' in msg
     with release_server({}) as server:
         code, msg = _error(_args(inputs, tmp_path / 'o', f'{server.url}/features.tar.gz'))
-        assert code == cli.EXIT_INPUT and msg == f'--features_dir {server.url}/features.tar.gz: HTTP 404 Not Found'
+        assert code == EXIT_INPUT and msg == f'--features_dir {server.url}/features.tar.gz: HTTP 404 Not Found'
     # a --release folder without the features is named as --release, not as the --features_dir it filled in
     code, msg = _error(['--release', str(holder), '--output_dir', str(tmp_path / 'o')])
-    assert code == cli.EXIT_INPUT and msg.startswith(f'--release {holder}: no shards found') and '?,' not in msg
+    assert code == EXIT_INPUT and msg.startswith(f'--release {holder}: no shards found') and '?,' not in msg
     code, msg = _error(['--release', str(tmp_path / 'nowhere'), '--output_dir', str(tmp_path / 'o')])
-    assert code == cli.EXIT_INPUT and msg.startswith(f'--release {tmp_path / "nowhere"}: no such folder')
+    assert code == EXIT_INPUT and msg.startswith(f'--release {tmp_path / "nowhere"}: no such folder')
     # the command line says it once, no traceback
     out = subprocess.run([sys.executable, '-m', 'pipelines.build_dataset', '--features_dir', str(holder),
                           '--output_dir', str(tmp_path / 'o')], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert out.returncode == cli.EXIT_INPUT and 'Traceback' not in out.stderr
+    assert out.returncode == EXIT_INPUT and 'Traceback' not in out.stderr
     assert [ln for ln in out.stderr.splitlines() if ln.startswith('error:')] == \
         [f'error: --features_dir {holder}: no shards found in bal_train/, eval/ or unbal_train/ (expected the release '
          f'layout, e.g. {holder}/eval/*.tfrecord); this folder holds features/audioset_v1_embeddings/: did you mean '
@@ -210,6 +211,6 @@ def test_tarball_on_gcs(release, tmp_path):
         b = _clips(tmp_path / 'local', str(fetched / 'features.tar.gz') + ':')
         assert a.keys() == b.keys() and all(a[k][0].equals(b[k][0]) and a[k][1] == b[k][1] for k in a)
         code, msg = _error(_args(inputs, tmp_path / 'o', 'gs://audioset-rel/nothing/features.tar.gz'))
-        assert code == cli.EXIT_INPUT and msg == '--features_dir gs://audioset-rel/nothing/features.tar.gz: no such object'
+        assert code == EXIT_INPUT and msg == '--features_dir gs://audioset-rel/nothing/features.tar.gz: no such object'
     assert_records_add_up(tmp_path / 'gs', json.loads((tmp_path / 'gs' / 'manifest.json').read_text()),
                           records_by_split(inputs / 'features'))

@@ -129,10 +129,10 @@ def test_cli_regenerates_the_report(sample, tmp_path, capsys):
 
 
 def test_cli_errors(tmp_path, capsys):
-    from pipelines import cli
-    with pytest.raises(cli.InputError, match='no manifest.json'):
+    from pipelines.errors import InputError, UsageError
+    with pytest.raises(InputError, match='no manifest.json'):
         report_cli.run([str(tmp_path)])
-    with pytest.raises(cli.UsageError, match='only local paths and gs://'):
+    with pytest.raises(UsageError, match='only local paths and gs://'):
         report_cli.run(['s3://bucket/out'])
 
 

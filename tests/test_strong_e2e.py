@@ -13,7 +13,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import build_dataset, cli
+from pipelines import build_dataset
+from pipelines.console import cli_status
+from pipelines.errors import EXIT_FAILED, EXIT_INPUT
 from tests.fixtures import SAMPLE
 from tests.strong_fixtures import (EVAL, FRAMED, FRAMED_HEADER, HEADER, NAMES, TRAIN, oracle_frame_labels,
                                    write_strong_files, write_tsv)
@@ -187,18 +189,18 @@ def test_a_build_without_strong_labels_has_null_strong_columns(build):
 
 def test_a_folder_without_strong_files_is_a_clear_error(tmp_path, capsys):
     (tmp_path / 'empty').mkdir()
-    code = cli.cli_status(build_dataset._main, ['--output_dir', str(tmp_path / 'o'), '--strong_labels',
-                                                str(tmp_path / 'empty')])
+    code = cli_status(build_dataset._main, ['--output_dir', str(tmp_path / 'o'), '--strong_labels',
+                                            str(tmp_path / 'empty')])
     err = capsys.readouterr().err
-    assert code == cli.EXIT_INPUT
+    assert code == EXIT_INPUT
     assert 'error:' in err and '--strong_labels' in err and 'audioset_train_strong.tsv' in err
     assert 'Traceback' not in err
     assert not (tmp_path / 'o' / 'manifest.json').exists()
 
 
 def _fail(tmp_path, capsys, strong_dir, *flags):
-    code = cli.cli_status(build_dataset._main, ['--output_dir', str(tmp_path / 'o'), '--strong_labels',
-                                                str(strong_dir), *flags])
+    code = cli_status(build_dataset._main, ['--output_dir', str(tmp_path / 'o'), '--strong_labels',
+                                            str(strong_dir), *flags])
     return code, capsys.readouterr().err
 
 
@@ -213,7 +215,7 @@ def test_strong_files_dropped_whole_fail_the_run_naming_each_file_and_why(build,
     write_tsv(d / FRAMED, FRAMED_HEADER, ['garbage', 'more\tgarbage', '<html>'])  # nothing parseable
     shutil.copyfile(fx.dir / NAMES, d / NAMES)
     code, err = _fail(tmp_path, capsys, d)
-    assert code == cli.EXIT_FAILED and 'Traceback' not in err
+    assert code == EXIT_FAILED and 'Traceback' not in err
     assert f'{d / TRAIN}: AudioSet Strong file not used at all: bad header' in err
     assert f'{d / EVAL}: AudioSet Strong file not used at all: bad header' in err and '(5 fields)' in err
     assert f'{d / FRAMED}: AudioSet Strong file not used at all: none of its 3 lines is usable' in err
@@ -231,7 +233,7 @@ def test_strong_lines_count_against_max_bad_fraction(build, tmp_path, capsys):
     rejected = len(fx.bad_lines[TRAIN])
     code, err = _fail(tmp_path, capsys, fx.dir, '--max_bad_fraction', '0.005')
     lines = len(fx.train) + rejected
-    assert code == cli.EXIT_FAILED and 'Traceback' not in err
+    assert code == EXIT_FAILED and 'Traceback' not in err
     assert f'{fx.dir / TRAIN}: {rejected} of {lines} lines rejected ({rejected / lines:.1%})' in err
     assert str(fx.dir / FRAMED) not in err   # 3 of 795 lines: under 0.005
 
@@ -260,7 +262,7 @@ def test_strong_labels_over_http_build_the_same_clips_and_classes(build, http_ro
     root, url = http_root
     shutil.copytree(fx.dir, root / 'strong')
     out = tmp_path / 'o'
-    assert cli.cli_status(build_dataset._main, ['--output_dir', str(out), '--strong_labels', f'{url}/strong']) == 0
+    assert cli_status(build_dataset._main, ['--output_dir', str(out), '--strong_labels', f'{url}/strong']) == 0
     manifest = json.loads((out / 'manifest.json').read_text())
     assert manifest['inputs']['strong_labels']['files'] == {
         role: f'{url}/strong/{name}' for role, name in (('train', TRAIN), ('eval', EVAL), ('framed', FRAMED),
@@ -280,7 +282,7 @@ def test_strong_labels_over_http_without_the_files_or_the_server_is_a_clear_erro
     root, url = http_root
     (root / 'strong').mkdir()
     code, err = _fail(tmp_path, capsys, f'{url}/strong')
-    assert code == cli.EXIT_INPUT and 'error: --strong_labels' in err and TRAIN in err and 'Traceback' not in err
+    assert code == EXIT_INPUT and 'error: --strong_labels' in err and TRAIN in err and 'Traceback' not in err
     code, err = _fail(tmp_path, capsys, 'http://127.0.0.1:9/strong')   # the discard port: nothing listens
-    assert code == cli.EXIT_INPUT and 'error: --strong_labels http://127.0.0.1:9/strong: cannot be read' in err
+    assert code == EXIT_INPUT and 'error: --strong_labels http://127.0.0.1:9/strong: cannot be read' in err
     assert 'Traceback' not in err

@@ -17,7 +17,8 @@ import zlib
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import build_dataset, cli
+from pipelines import build_dataset
+from pipelines.errors import EXIT_FAILED, EXIT_INPUT, EXIT_USAGE, UserError, expected_error
 from tests.fixtures import build_args, copy_sample
 from tests.release_server import make_release_tarball
 
@@ -58,10 +59,10 @@ def _args(inputs, out, features, *extra):
 def _fails(argv) -> str:
     with pytest.raises(Exception) as e:
         build_dataset.run(argv)
-    found = cli.expected_error(e.value)
+    found = expected_error(e.value)
     assert found is not None, e.value
     code, message = found
-    assert code == cli.EXIT_FAILED, message
+    assert code == EXIT_FAILED, message
     return message
 
 
@@ -206,9 +207,9 @@ def test_an_unpacked_tree_beside_its_tarball_is_a_choice(release, tmp_path):
         shutil.copyfile(inputs / f, folder / f)
     shutil.copyfile(inputs / 'segments' / 'eval_segments.csv', folder / 'eval_segments.csv')
     for argv in (_args(inputs, tmp_path / 'o', folder), ['--release', str(folder), '--output_dir', str(tmp_path / 'o')]):
-        with pytest.raises(cli.UserError) as e:
+        with pytest.raises(UserError) as e:
             build_dataset.parse(argv)
-        assert e.value.exit_code == cli.EXIT_INPUT
+        assert e.value.exit_code == EXIT_INPUT
         assert 'an interrupted unpack?' in str(e.value), str(e.value)
         assert f'--features_dir {folder / "features.tar.gz"}' in str(e.value)
         assert f'--features_dir {folder / "audioset_v1_embeddings"}' in str(e.value)
@@ -329,11 +330,11 @@ def test_a_stalled_server_fails_by_the_deadline(release, tmp_path):
 def test_http_flags_without_an_https_tarball_are_an_error(release, tmp_path):
     inputs, tarball = release
     for flag in ('--http_timeout', '--http_deadline'):
-        with pytest.raises(cli.UserError) as e:
+        with pytest.raises(UserError) as e:
             build_dataset.parse(_args(inputs, tmp_path / 'o', tarball, flag, '5'))
-        assert e.value.exit_code == cli.EXIT_USAGE and str(e.value).startswith(f'{flag}: has no effect without')
+        assert e.value.exit_code == EXIT_USAGE and str(e.value).startswith(f'{flag}: has no effect without')
     for bad in ('0', '-1', 'nan', 'soon'):
-        with pytest.raises(cli.UserError) as e:
+        with pytest.raises(UserError) as e:
             build_dataset.parse(_args(inputs, tmp_path / 'o', 'https://127.0.0.1:9/features.tar.gz',
                                       '--http_deadline', bad))
-        assert e.value.exit_code == cli.EXIT_USAGE and '--http_deadline' in str(e.value)
+        assert e.value.exit_code == EXIT_USAGE and '--http_deadline' in str(e.value)

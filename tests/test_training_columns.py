@@ -10,7 +10,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import build_dataset, cli
+from pipelines import build_dataset
+from pipelines.console import cli_status
 from tests.fixtures import SAMPLE
 
 
@@ -166,7 +167,7 @@ def test_manifest_distributions_count_the_built_segments(build):
 def test_a_malformed_label_quality_file_is_one_error_naming_flag_and_line(tmp_path, capsys, content, message):
     qa = tmp_path / 'qa.csv'
     qa.write_text(content)
-    code = cli.cli_status(build_dataset._main, ['--output_dir', str(tmp_path / 'out'), '--label_quality', str(qa)])
+    code = cli_status(build_dataset._main, ['--output_dir', str(tmp_path / 'out'), '--label_quality', str(qa)])
     err = capsys.readouterr().err
     assert code == 4 and '--label_quality' in err and message in err and 'Traceback' not in err
     assert not (tmp_path / 'out' / 'manifest.json').exists()

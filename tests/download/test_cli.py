@@ -1,7 +1,8 @@
 """Flag validation of ``python -m pipelines.download_audio`` (no network)."""
 import pytest
 
-from pipelines import cli, download_audio
+from pipelines import download_audio
+from pipelines.errors import InputError, UsageError
 from tests.fixtures import SAMPLE
 
 CSV = str(SAMPLE / 'segments' / 'eval_segments.csv')
@@ -29,9 +30,9 @@ def test_bad_flags_exit_2_naming_the_problem(argv, message, capsys):
 
 
 def test_bad_selection_is_an_error(tmp_path):
-    with pytest.raises(cli.UsageError, match='unknown label'):
+    with pytest.raises(UsageError, match='unknown label'):
         download_audio.run(['--audio_dir', str(tmp_path), '--segments_csv', CSV, '--labels', 'Nope'])
-    with pytest.raises(cli.InputError, match='no missing_features'):
+    with pytest.raises(InputError, match='no missing_features'):
         download_audio.run(['--audio_dir', str(tmp_path), '--missing_features', str(tmp_path)])
 
 
@@ -46,5 +47,5 @@ def test_selection_from_the_bundled_csv_by_label():
 def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
     from transforms.core.download import ledger
     with ledger.Ledger(str(tmp_path / ledger.FILE_NAME)):
-        with pytest.raises(cli.UsageError, match='another download run'):
+        with pytest.raises(UsageError, match='another download run'):
             download_audio.run(['--audio_dir', str(tmp_path), '--segments_csv', CSV, '--limit', '1'])

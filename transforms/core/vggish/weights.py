@@ -27,7 +27,9 @@ _PCA_MEANS_STD = 0.1
 
 
 class WeightsError(ValueError):
-    """Weight files that are missing, unreadable, or not what they claim to be."""
+    """Weight files that are missing, unreadable, or not what they claim to be (exit status 2: the flags
+    name weights that cannot be had; the command line reads ``exit_code``)."""
+    exit_code = 2
 
 
 @dataclasses.dataclass(frozen=True)
