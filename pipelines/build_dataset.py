@@ -89,7 +89,7 @@ def pipeline(p: beam.Pipeline, opts: BuildOptions) -> dict:
     audio_items, audio_dead = plan_audio(audio_specs, opts.audio_manifest) \
         if audio_specs or opts.audio_manifest else ([], [])
     if not groups and not (features and features.tarball) and not (audio_items or audio_dead):
-        raise ValueError(f'{opts.features_dir}: no shards found in bal_train/, eval/ or unbal_train/ '
+        raise InputError(f'--features_dir {opts.features_dir}: no shards found in bal_train/, eval/ or unbal_train/ '
                          '(expected the release layout, e.g. <features_dir>/eval/*.tfrecord), and no --audio')
     out = opts.output_dir
     run_info = {

@@ -60,8 +60,6 @@ class InputError(UserError, ValueError):
     exit_code = EXIT_INPUT
 
 
-# Plain ValueErrors (no exit code) that input planning raises about the inputs themselves, found by text.
-KNOWN_INPUT_ERRORS = ('no shards found', 'no audio files found')
 # What Beam appends to the message of an error it re-raises from a step.
 _BEAM_SUFFIX = re.compile(r" \[while running '[^']*'\]")
 # A text match that cannot go: an error raised in a Beam step reaches the launcher only as text when
@@ -124,10 +122,6 @@ def expected_error(exc: BaseException) -> tuple[int, str] | None:
                     IsADirectoryError: 'a folder, not a file', PermissionError: 'permission denied'}
             reason = next((v for k, v in what.items() if isinstance(e, k)), e.strerror)
             return EXIT_INPUT, f'{e.filename}: {reason}' if e.filename else str(e)
-        # Plain ValueErrors that input planning raises (build_dataset's and transforms.embed's "nothing to
-        # read" checks): they carry no exit code, so their text says which they are.
-        if isinstance(e, ValueError) and any(k in str(e) for k in KNOWN_INPUT_ERRORS):
-            return EXIT_INPUT, _BEAM_SUFFIX.sub('', str(e))
     # Text only (see _BUILD_FAILED_TEXT): a runner that reports a worker's failure as text names the class.
     m = _BUILD_FAILED_TEXT.search(str(exc))
     if m:

@@ -41,6 +41,11 @@ from transforms.write import WrittenFile
 
 log = logging.getLogger(__name__)
 
+
+class NoAudioFound(ValueError):
+    """An --audio path or pattern that matches no audio file (exit status 4: bad input)."""
+    exit_code = 4
+
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.mp3', '.m4a', '.aac', '.mp4', '.ogg', '.oga', '.opus', '.webm')
 # SegmentBatch group ids of computed clips: after any shard group, one per split.
 COMPUTED_GROUP_BASE = 1 << 40
@@ -81,7 +86,7 @@ def plan_audio(audio: Sequence[str], manifest: str | None) -> tuple[list[AudioIt
             patterns, filter_ext = [layout.join(spec, '**')], True
         found = sorted(m.path for m in FileSystems.match(patterns)[0].metadata_list)
         if not found:
-            raise ValueError(f'{spec}: no audio files found')
+            raise NoAudioFound(f'{spec}: no audio files found')
         for path in found:
             if filter_ext and not path.lower().endswith(AUDIO_EXTENSIONS):
                 continue
