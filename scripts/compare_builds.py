@@ -7,7 +7,7 @@ Compared: every Parquet table under clips/, missing_features/, missing_strong/, 
 by file: the same relative paths, then the same schema and rows in order), dead_letters/ and
 classes.parquet (whole tables), and the manifest's counts (everything but what differs between any two
 runs: times, paths, the run id, versions). ``--ignore_source_prefix`` compares ``source_file`` (and dead
-letters' ``source``) after the build's input folder, for two builds of copies of one input. report.html
+letters' ``source``, missing features' ``csv_file``) after the build's input folder, for two builds of copies of one input. report.html
 is compared by its text with the build date and paths taken out. Exit 0 when identical, 1 with one line
 per difference (the first rows that differ) otherwise.
 """
@@ -61,7 +61,7 @@ def _inputs_dir(manifest: dict) -> list[str]:
 
 
 def _normalize(table: pa.Table, prefixes: list[str]) -> pa.Table:
-    for column in ('source_file', 'source'):
+    for column in ('source_file', 'source', 'csv_file'):
         if column in table.column_names and prefixes:
             values = table[column].to_pylist()
             for p in prefixes:
