@@ -27,7 +27,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from transforms.core import layout, runs, schema
+from audioset_beam import layout, schema
 
 DIM = schema.EMBEDDING_DIM
 MAX_FRAMES = 10
@@ -158,21 +158,21 @@ def open_dataset(dataset: str | Dataset) -> Dataset:
     if isinstance(dataset, Dataset):
         return dataset
     fs, path = _filesystem(str(dataset))
-    pointer = _read_optional(fs, layout.join(path, runs.LATEST_FILE))
+    pointer = _read_optional(fs, layout.join(path, layout.LATEST_FILE))
     uri = str(dataset)
     if pointer is not None:
         run_id = json.loads(pointer)['run_id']
         # The run's folder under this root, not the absolute run_dir recorded at publication: the root may
         # have been copied or mounted elsewhere since.
-        path = layout.join(path, runs.RUNS_DIR, run_id)
-        uri = layout.join(uri, runs.RUNS_DIR, run_id)
+        path = layout.join(path, layout.RUNS_DIR, run_id)
+        uri = layout.join(uri, layout.RUNS_DIR, run_id)
     if fs.get_file_info(layout.join(path, layout.MANIFEST_FILE)).type != pafs.FileType.File:
         if fs.get_file_info(layout.join(path, layout.CLIPS_DIR)).type == pafs.FileType.Directory:
             raise FileNotFoundError(f'{uri} has clips/ but no {layout.MANIFEST_FILE}: the build did not finish '
                                     '(or is still running), so its files may be incomplete. Rebuild it, or '
                                     'read the previous run through the --output_root\'s latest.json')
         raise FileNotFoundError(f'{uri} is neither a built dataset ({layout.MANIFEST_FILE}, clips/) nor an '
-                                f'--output_root ({runs.LATEST_FILE})')
+                                f'--output_root ({layout.LATEST_FILE})')
     return Dataset(uri, fs, path)
 
 

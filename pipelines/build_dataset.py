@@ -27,13 +27,14 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, SetupOptions, StandardOptions,
                                                   TestOptions)
 
+from audioset_beam import layout
 from pipelines import args
 from pipelines.console import INTERRUPTED, quiet_worker_tracebacks, run_cli, setup_logging
 from pipelines.errors import EXIT_CODES_HELP, EXIT_NO_SPACE, EXIT_OK, InputError, UserError, no_space, no_space_message
 from pipelines.options import BuildOptions, apply_release, audio_specs, check_flags, help_parser, validate
 from transforms import fileio
 from transforms.check import CheckSegments
-from transforms.core import layout, runs
+from transforms.core import runs
 from transforms.core.ontology import Vocabulary
 from transforms.embed import EmbedAudio, EmbedSettings, plan_audio
 from transforms.label import LabelSegments

@@ -21,15 +21,16 @@ import urllib.parse
 
 import pyarrow.parquet as pq
 
+from audioset_beam import layout
+from audioset_beam.schema import MISSING_FEATURES, SPLITS
 from pipelines.args import ArgumentParser, load_vocabulary, output_dir_problem
 from pipelines.console import run_cli, setup_logging
 from pipelines.errors import (EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, EXIT_RETRYABLE, InputError, UsageError,
                               UserError)
 from transforms import download_upload as storage
-from transforms.core import download, layout
+from transforms.core import download
 from transforms.core.download.fetch import video_url
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import MISSING_FEATURES, SPLITS
 
 log = logging.getLogger('pipelines.download_audio')
 

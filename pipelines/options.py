@@ -330,7 +330,7 @@ def _features_problem(f: str, with_audio: bool, flag: str = '--features_dir') ->
 
 def _input_problems(opts: BuildOptions, with_audio: bool) -> list[str]:
     """Missing or mistyped inputs (local: os; gs://: a listing of at most one object)."""
-    from transforms.core import layout
+    from audioset_beam import layout
     problems = []
     f = opts.features_dir
     flag = '--release' if opts.release and '--features_dir' not in given_flags(opts) else '--features_dir'
@@ -446,7 +446,8 @@ def _output_link_problems(opts: BuildOptions) -> list[str]:
     """Symbolic links where the build writes, lists or deletes: its folders and files in the output, and
     --output_root's runs/ and the runs in it. Writing through one, or deleting stale part files below one,
     would reach files outside the output. The output folder itself may be a link."""
-    from transforms.core import layout, runs
+    from audioset_beam import layout
+    from transforms.core import runs
     from transforms.report import REPORT_FILE
     flag, top = ('--output_dir', opts.output_dir) if opts.output_root is None else ('--output_root', opts.output_root)
     if args.is_remote(top):

@@ -28,8 +28,9 @@ def _parser() -> ArgumentParser:
 def resolve(output_dir: str) -> str:
     """The dataset folder: ``output_dir`` itself, or the run latest.json points at. Raises InputError
     (exit 4) when neither holds a finished build."""
+    from audioset_beam import layout
     from transforms import fileio
-    from transforms.core import layout, runs
+    from transforms.core import runs
     problem = gcs_path_problem(output_dir)
     if problem:
         raise UsageError(f'OUTPUT_DIR {output_dir}: {problem}')

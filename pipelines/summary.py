@@ -9,8 +9,8 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from audioset_beam import layout
 from transforms import fileio
-from transforms.core import layout
 
 
 def format_summary(manifest: dict, output_dir: str, top: int = 10) -> str:

@@ -271,7 +271,7 @@ def test_download_rejects_non_http_url_templates(tmp_path):
 
 
 def test_download_skips_crafted_missing_features_rows(tmp_path):
-    from transforms.core.schema import MISSING_FEATURES
+    from audioset_beam.schema import MISSING_FEATURES
     part = tmp_path / 'build' / 'missing_features' / 'split=eval' / 'part-00000.parquet'
     part.parent.mkdir(parents=True)
     row = {'segment_id': 'x', 'labels': ['/m/09x0r'], 'csv_file': 'eval_segments.csv', 'line_number': 3}

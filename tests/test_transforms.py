@@ -6,6 +6,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from audioset_beam.schema import CLIPS
 from tests.fixtures import SAMPLE, record, write_shard
 from transforms.core.ontology import ClassIndex, Ontology, Vocabulary
 from transforms.core.join import label_records
@@ -15,7 +16,6 @@ from transforms.segments import ReadSegmentCsvs
 from transforms.write import WriteClips
 from transforms.core.check import WritePlan
 from transforms.label import SegmentBatch
-from transforms.core.schema import CLIPS
 
 
 @pytest.fixture(scope='module')

@@ -8,11 +8,12 @@ from typing import NamedTuple
 import apache_beam as beam
 from apache_beam import PCollection
 
+from audioset_beam import layout
+from audioset_beam.schema import MISSING_FEATURES, MISSING_STRONG
 from transforms import fileio
-from transforms.core import layout, stats
+from transforms.core import stats
 from transforms.core.check import WritePlan, check_splits
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import MISSING_FEATURES, MISSING_STRONG
 from transforms.deadletters import DEAD_LETTERS, STATS, tag_dead_letters
 from transforms.label import KeyBatch, strong_side_input
 from transforms.segments import load_index

@@ -26,13 +26,14 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
+from audioset_beam import layout
+from audioset_beam.schema import COMPUTED_EMBEDDINGS, SOURCE_COMPUTED, SPLITS, UNLABELLED
 from transforms import fileio
 from transforms.coders import BatchCoder
-from transforms.core import deadletter, layout, stats
+from transforms.core import deadletter, stats
 from transforms.core.deadletter import Stage
 from transforms.core.join import Computed, embedding_array, label_records
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import COMPUTED_EMBEDDINGS, SOURCE_COMPUTED, SPLITS, UNLABELLED
 from transforms.core.sequence_example import Records
 from transforms.deadletters import DEAD_LETTERS, STATS, tag_dead_letters
 from transforms.label import KeyBatch, SegmentBatch, key_batch, strong_index_for, strong_side_input

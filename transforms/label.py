@@ -14,11 +14,11 @@ import pyarrow.compute as pc
 from apache_beam import PCollection
 from apache_beam.metrics import Metrics
 
+from audioset_beam.schema import STRONG_SPLITS
 from transforms.coders import BatchCoder, TableBatchCoder
 from transforms.core import stats
 from transforms.core.join import label_records, to_codes
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import STRONG_SPLITS
 from transforms.deadletters import DEAD_LETTERS, STATS, tag_dead_letters
 from transforms.read import ShardBatch
 from transforms.segments import load_index

@@ -16,8 +16,9 @@ import os
 import secrets
 import socket
 
+from audioset_beam import layout
 from transforms import fileio
-from transforms.core import layout, runs
+from transforms.core import runs
 
 log = logging.getLogger(__name__)
 

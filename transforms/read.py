@@ -16,9 +16,10 @@ from apache_beam import PCollection
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from audioset_beam import layout
 from transforms import fileio
 from transforms.coders import BatchCoder
-from transforms.core import deadletter, layout, release_tar, stats, tfrecord
+from transforms.core import deadletter, release_tar, stats, tfrecord
 from transforms.core.deadletter import Stage
 from transforms.core.sequence_example import Records, parse_records
 from transforms.deadletters import DEAD_LETTERS, STATS, tag_dead_letters

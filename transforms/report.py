@@ -22,10 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from audioset_beam import layout
+from audioset_beam.schema import EMBEDDING_DIM, SOURCE_COMPUTED, SOURCE_RELEASED, SPLITS
 from transforms import fileio
-from transforms.core import layout
 from transforms.core import report_page, report_stats as stats
-from transforms.core.schema import EMBEDDING_DIM, SOURCE_COMPUTED, SOURCE_RELEASED, SPLITS
 
 log = logging.getLogger(__name__)
 

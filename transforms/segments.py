@@ -18,8 +18,9 @@ from apache_beam import PCollection
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from audioset_beam import layout
 from transforms import fileio
-from transforms.core import layout, stats
+from transforms.core import stats
 from transforms.core.ontology import Vocabulary
 from transforms.core.segments_csv import SegmentIndex, parse_segments_csv
 from transforms.deadletters import DEAD_LETTERS, STATS, tag_dead_letters

@@ -9,12 +9,13 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam import PCollection
 
+from audioset_beam import layout
+from audioset_beam.schema import CLASSES, DEAD_LETTERS, SPLITS, STRONG_SPLITS
 from transforms import fileio
-from transforms.core import layout, seal, stats
+from transforms.core import seal, stats
 from transforms.core.deadletter import AUDIO_STAGES, RECORD_STAGES, Stage
 from transforms.core.label_quality import LabelQuality
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import CLASSES, DEAD_LETTERS, SPLITS, STRONG_SPLITS
 from transforms.deadletters import STATS
 from transforms.publish import Publish
 from transforms.write import WriteOutputs, WrittenFile

@@ -16,10 +16,11 @@ import apache_beam as beam
 from apache_beam import PCollection
 from apache_beam.metrics import Metrics
 
+from audioset_beam import layout
+from audioset_beam.schema import STRONG_SPLITS
 from transforms import fileio
-from transforms.core import layout, stats, strong
+from transforms.core import stats, strong
 from transforms.core.release import STRONG_FILE_ROLES
-from transforms.core.schema import STRONG_SPLITS
 from transforms.core.strong import StrongIndex
 from transforms.deadletters import DEAD_LETTERS, STATS, tag_dead_letters
 from transforms.segments import read_arrow, write_arrow

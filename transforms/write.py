@@ -30,12 +30,12 @@ import pyarrow.parquet as pq
 from apache_beam import PCollection
 from apache_beam.metrics import Metrics
 
+from audioset_beam import layout
+from audioset_beam.schema import CLIPS
 from transforms import fileio
-from transforms.core import layout
 from transforms.coders import BatchCoder
 from transforms.core.check import WritePlan
 from transforms.core.partition import partition_rows
-from transforms.core.schema import CLIPS
 from transforms.deadletters import STATS
 from transforms.label import SegmentBatch
 from transforms.segments import release_indexes

@@ -6,7 +6,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from tests.fixtures import SAMPLE, record
-from transforms.core import layout
+from audioset_beam import layout
 from transforms.core.join import label_records
 from transforms.core.ontology import ClassIndex, Ontology, Vocabulary
 from transforms.core.check import check_splits

@@ -4,8 +4,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from audioset_beam import schema
 from tests import strong_fixtures as sf
-from transforms.core import schema, strong
+from transforms.core import strong
 
 NAMES = sf.display_names()
 ODD = sf.outside_ontology()

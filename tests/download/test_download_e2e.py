@@ -20,8 +20,8 @@ import pytest
 from pipelines import download_audio
 from tests.download import media_files
 from tests.fixtures import ROOT
+from audioset_beam.schema import MISSING_FEATURES
 from transforms.core import download
-from transforms.core.schema import MISSING_FEATURES
 
 CONTENT_TYPE = {fmt: ct for fmt, (_, _, ct) in media_files.FORMATS.items()}
 AUDIO_SUFFIXES = {'.flac', '.wav', '.webm', '.m4a', '.mp3', '.mp4', '.ogg', '.opus', '.mka'}

@@ -1,7 +1,7 @@
 """Clip names: written from integer milliseconds, parsed from the right (ids hold '_' and start with '-')."""
 import pytest
 
-from transforms.core import layout
+from audioset_beam import layout
 from transforms.core.download import ClipName, clip_name, parse_clip_name
 from transforms.core.download.naming import format_seconds
 

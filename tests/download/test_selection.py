@@ -3,9 +3,9 @@ import pyarrow as pa
 import pytest
 
 from tests.fixtures import SAMPLE
+from audioset_beam.schema import MISSING_FEATURES
 from transforms.core import download
 from transforms.core.ontology import ClassIndex, Ontology, Vocabulary
-from transforms.core.schema import MISSING_FEATURES
 
 MUSIC, GUITAR, SPEECH, DOG = '/m/04rlf', '/m/0342h', '/m/09x0r', '/m/0bt9lr'
 

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from audioset_beam.reading import WEIGHT_EPSILON, WEIGHT_SCALE
+from audioset_beam.schema import MISSING_FEATURES, MISSING_STRONG, SOURCE_RELEASED, STRONG_SPLITS
 from transforms.core import deadletter, keys, stats
 from transforms.core.deadletter import Stage
 from transforms.core.join import AGREE, DISAGREE, segment_stats
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import MISSING_FEATURES, MISSING_STRONG, SOURCE_RELEASED, STRONG_SPLITS
 
 
 @dataclasses.dataclass

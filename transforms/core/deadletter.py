@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import enum
 
-from transforms.core.schema import DEAD_LETTERS
+from audioset_beam.schema import DEAD_LETTERS
 
 _FIELDS = tuple(DEAD_LETTERS.names)
 

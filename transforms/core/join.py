@@ -12,11 +12,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from audioset_beam.schema import (CLIPS, EMBEDDING_DIM, FRAME_LABELS, LABELS_FROM_CSV, LABELS_FROM_SHARD,
+                                  LABELS_NONE, SOURCE_COMPUTED, SOURCE_RELEASED, STRONG_EVENTS, UNLABELLED)
 from transforms.core import deadletter, keys, stats
 from transforms.core.deadletter import Stage
 from transforms.core.ontology import Vocabulary
-from transforms.core.schema import (CLIPS, EMBEDDING_DIM, FRAME_LABELS, LABELS_FROM_CSV, LABELS_FROM_SHARD,
-                                    LABELS_NONE, SOURCE_COMPUTED, SOURCE_RELEASED, STRONG_EVENTS, UNLABELLED)
 from transforms.core.segments_csv import SegmentIndex
 from transforms.core.sequence_example import Records
 from transforms.core.strong import COMPUTED_HOP, RELEASED_HOP, StrongIndex

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.core.schema import UNLABELLED
+from audioset_beam.schema import UNLABELLED
 
 
 def partition_rows(labels: pa.ListArray) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from audioset_beam.schema import EMBEDDING_DIM, SPLITS
 from transforms.core.report_stats import MAX_OFFSET, Computed, histogram_quantiles, manifest_splits, strong_columns
-from transforms.core.schema import EMBEDDING_DIM, SPLITS
 
 NAMED_CLASSES = 5       # top and bottom classes named in the class distribution
 

@@ -14,12 +14,12 @@ import math
 import numpy as np
 import pyarrow.compute as pc
 
+from audioset_beam.schema import SPLITS
 from transforms.core.report_figures import (
     NAMED_CLASSES, fig_agreement, fig_class_distribution, fig_dead_letters, fig_embedding_distribution,
     fig_histograms, fig_label_pairs, fig_label_quality, fig_missing_features, fig_ontology_branches,
     fig_segments_per_split, fig_strong_coverage)
 from transforms.core.report_stats import Computed, ReportInput, manifest_splits, strong_columns
-from transforms.core.schema import SPLITS
 
 _CSS = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1080px; color: #222; padding: 0 1em; }

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pyarrow as pa
 
-from transforms.core.schema import EMBEDDING_DIM, SPLITS
+from audioset_beam.schema import EMBEDDING_DIM, SPLITS
 
 TOP_PAIRS = 20          # label pairs kept by the fallback count (the manifest keeps as many)
 MAX_OFFSET = 3          # frame offsets tried when aligning a computed embedding with its released twin

@@ -32,8 +32,9 @@ import re
 import secrets
 from collections.abc import Callable, Iterable
 
-RUNS_DIR = 'runs'
-LATEST_FILE = 'latest.json'
+# Defined with the rest of the output layout, in the reader package: the reader resolves latest.json too.
+from audioset_beam.layout import LATEST_FILE, RUNS_DIR  # noqa: F401
+
 MARKER_FILE = '_RUNNING'
 # A marker that cannot be checked by pid (another host, or a runner that executes elsewhere) counts as alive
 # this long after its run started: generous (a build from the released embeddings takes minutes on Dataflow;

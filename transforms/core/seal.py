@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Iterable, Protocol
 
-from transforms.core import layout
-from transforms.core.schema import CLIPS
+from audioset_beam import layout
+from audioset_beam.schema import CLIPS
 from transforms.core.strong import file_problems as strong_file_problems
 
 

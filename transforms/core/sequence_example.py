@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.core.schema import EMBEDDING_DIM
+from audioset_beam.schema import EMBEDDING_DIM
 
 CHUNK = 4096  # records per decoder call (measured: larger batches decode no faster per record)
 

@@ -21,10 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from audioset_beam.schema import FRAME_LABELS, STRONG_EVENT
 from transforms.core import deadletter, keys
 from transforms.core.deadletter import Stage
 from transforms.core.keys import KeyIndex
-from transforms.core.schema import FRAME_LABELS, STRONG_EVENT
 from transforms.core.segments_csv import _lines
 
 

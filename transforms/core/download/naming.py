@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 import typing
 
-from transforms.core import layout
-from transforms.core.layout import segment_id
+from audioset_beam import layout
+from audioset_beam.layout import segment_id
 
 EXTENSION = '.flac'
 _YTID = re.compile(r'^[A-Za-z0-9_-]+$')

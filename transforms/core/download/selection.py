@@ -10,10 +10,10 @@ import urllib.parse
 
 import pyarrow as pa
 
-from transforms.core import layout
+from audioset_beam import layout
+from audioset_beam.schema import SPLITS
 from transforms.core.download.naming import _YTID, clip_name
 from transforms.core.ontology import Ontology, Vocabulary
-from transforms.core.schema import SPLITS
 from transforms.core.segments_csv import parse_segments_csv
 
 

@@ -1,4 +1,8 @@
-"""Names of things on disk: release folder and CSV names to split names, and output paths."""
+"""Names of things on disk: release folder and CSV names to split names, and output paths.
+
+The build writes by these names and the reader reads by them, so they live in the reader package, which
+imports nothing of the build.
+"""
 from __future__ import annotations
 
 import re
@@ -21,6 +25,10 @@ CLASSES_FILE = 'classes.parquet'
 COMPUTED_DIR = 'computed_embeddings'
 MANIFEST_FILE = 'manifest.json'
 SPILL_DIR = '_spill'
+# An --output_root holds one dataset per run under runs/<run_id>/ and latest.json, {"run_id", "run_dir", ...},
+# naming the published run (the rules that move it: transforms/core/runs.py).
+RUNS_DIR = 'runs'
+LATEST_FILE = 'latest.json'
 
 _PART_RE = re.compile(r'^part-\d{5}\.parquet$')
 
