@@ -10,16 +10,13 @@ import math
 import numpy as np
 import pyarrow as pa
 
+from audioset_beam import schema
+from audioset_beam.reading import dequantize
 from audioset_beam.schema import EMBEDDING_DIM, SPLITS
 
 TOP_PAIRS = 20          # label pairs kept by the fallback count (the manifest keeps as many)
 MAX_OFFSET = 3          # frame offsets tried when aligning a computed embedding with its released twin
-STRONG_SPLITS = ('train', 'eval')   # AudioSet Strong's files (classes.parquet strong_*_<split>)
-
-
-def dequantize(q: np.ndarray) -> np.ndarray:
-    """uint8 quantized VGGish PCA values -> float32, as YouTube-8M's tools do: q * 4/255 + (4/512 - 2)."""
-    return q.astype(np.float32) * np.float32(4.0 / 255.0) + np.float32(4.0 / 512.0 - 2.0)
+STRONG_SPLITS = tuple(schema.STRONG_SPLITS)   # AudioSet Strong's files (classes.parquet strong_*_<split>)
 
 
 def byte_histogram(frames: np.ndarray) -> np.ndarray:
